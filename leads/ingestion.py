@@ -1,0 +1,185 @@
+"""Webhook ingestion: store the raw delivery, verify it, turn leadgen changes into lead rows.
+
+No Graph call happens here: a lead row is created from the change alone and its fetch is
+queued after commit, so Meta gets its 200 in milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from leads import queue
+from leads.models import Form, Lead, Page, WebhookDelivery
+from leads.webhooks import (
+    LeadgenChange,
+    MalformedPayload,
+    leadgen_changes,
+    parse_payload,
+    signature_is_valid,
+)
+
+logger = logging.getLogger(__name__)
+
+# Request headers kept with a delivery, for inspection. Cookies and auth never are.
+KEPT_HEADERS = (
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "HTTP_USER_AGENT",
+    "HTTP_X_HUB_SIGNATURE_256",
+    "HTTP_X_HUB_SIGNATURE",
+    "HTTP_X_FORWARDED_FOR",
+    "REMOTE_ADDR",
+)
+
+
+def kept_headers(meta: Mapping[str, object]) -> dict[str, str]:
+    return {key: str(meta[key]) for key in KEPT_HEADERS if key in meta}
+
+
+def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str) -> WebhookDelivery:
+    """Store one POST and, when its signature is valid, create a lead row per new leadgen id.
+
+    The delivery row and its leads commit together; if processing fails, its savepoint is
+    rolled back and the delivery is kept with the error (status MALFORMED or FAILED), so
+    nothing is half-written and the failure stays visible. The view answers FAILED with a
+    5xx so Meta retries; database errors propagate for the same reason.
+    """
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(body=body, headers=dict(headers))
+        # Verify the bytes we stored, not a copy that could differ from them.
+        if not signature_is_valid(bytes(delivery.body), signature, settings.META_APP_SECRET):
+            delivery.status = WebhookDelivery.Status.INVALID_SIGNATURE
+            delivery.save(update_fields=["status"])
+            return delivery
+        delivery.signature_valid = True
+        try:
+            with transaction.atomic():
+                _process(delivery)
+        except MalformedPayload as exc:
+            delivery.status = WebhookDelivery.Status.MALFORMED
+            delivery.error = str(exc)
+        except DatabaseError:
+            # The connection itself may be gone: let the request fail (5xx) so Meta retries.
+            raise
+        except Exception as exc:  # a bug must not lose the delivery: keep it with the error
+            logger.exception("Processing webhook delivery %s failed", delivery.pk)
+            delivery.status = WebhookDelivery.Status.FAILED
+            delivery.error = f"{exc.__class__.__name__}: {exc}"
+            delivery.changes_count = delivery.leads_created = 0
+        delivery.processed_at = timezone.now()
+        delivery.save(
+            update_fields=[
+                "signature_valid",
+                "status",
+                "error",
+                "changes_count",
+                "leads_created",
+                "processed_at",
+            ]
+        )
+    return delivery
+
+
+def _process(delivery: WebhookDelivery) -> None:
+    payload = parse_payload(bytes(delivery.body))
+    changes, problems = leadgen_changes(payload)
+    delivery.changes_count = len(changes)
+    delivery.error = "\n".join(problems)
+    if not changes:
+        delivery.status = (
+            WebhookDelivery.Status.PROCESSED if problems else WebhookDelivery.Status.IGNORED
+        )
+        return
+    created = create_webhook_leads(changes, delivery=delivery)
+    delivery.leads_created = len(created)
+    delivery.status = WebhookDelivery.Status.PROCESSED
+    queue.enqueue_fetches_on_commit(created)
+
+
+def ensure_pages(page_ids: Iterable[str]) -> dict[str, Page]:
+    """Page rows for these ids, created on first sight. Safe under concurrency: the unique
+    constraint absorbs a race and the rows are read back."""
+    wanted = set(page_ids)
+    if not wanted:
+        return {}
+    pages = {p.page_id: p for p in Page.objects.filter(page_id__in=wanted)}
+    missing = wanted - pages.keys()
+    if missing:
+        Page.objects.bulk_create([Page(page_id=pid) for pid in missing], ignore_conflicts=True)
+        pages.update({p.page_id: p for p in Page.objects.filter(page_id__in=missing)})
+    return pages
+
+
+def ensure_forms(form_pages: Mapping[str, Page | None]) -> dict[str, Form]:
+    """Form rows for these ids (each with its page), created on first sight."""
+    wanted = {fid for fid in form_pages if fid}
+    if not wanted:
+        return {}
+    forms = {f.form_id: f for f in Form.objects.filter(form_id__in=wanted)}
+    missing = wanted - forms.keys()
+    if missing:
+        Form.objects.bulk_create(
+            [Form(form_id=fid, page=form_pages[fid]) for fid in missing], ignore_conflicts=True
+        )
+        forms.update({f.form_id: f for f in Form.objects.filter(form_id__in=missing)})
+    return forms
+
+
+def _from_unix(value: int | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def create_webhook_leads(
+    changes: Iterable[LeadgenChange], *, delivery: WebhookDelivery
+) -> list[int]:
+    """Create a pending lead per leadgen id not seen before; return the ids created here.
+
+    The unique leadgen_id is the guard against duplicates (Meta retries for 36 hours and
+    two deliveries may race): rows are inserted with ignore_conflicts and the ones this
+    delivery really created are found by `first_delivery`, so a lead that another delivery
+    or a bulk read created first is never fetched twice on our account.
+    """
+    by_id: dict[str, LeadgenChange] = {}
+    for change in changes:
+        by_id.setdefault(change.leadgen_id, change)
+    existing = set(Lead.objects.filter(leadgen_id__in=by_id).values_list("leadgen_id", flat=True))
+    new = [c for lid, c in by_id.items() if lid not in existing]
+    if not new:
+        return []
+    pages = ensure_pages(c.page_id for c in new)
+    forms = ensure_forms({c.form_id: pages[c.page_id] for c in new if c.form_id})
+    Lead.objects.bulk_create(
+        [
+            Lead(
+                leadgen_id=c.leadgen_id,
+                page=pages[c.page_id],
+                form=forms.get(c.form_id),
+                created_time=_from_unix(c.created_time),
+                ad_id=c.ad_id,
+                source=Lead.Source.WEBHOOK,
+                fetch_status=Lead.FetchStatus.PENDING,
+                first_delivery=delivery,
+            )
+            for c in new
+        ],
+        ignore_conflicts=True,
+    )
+    return list(
+        Lead.objects.filter(
+            first_delivery=delivery, leadgen_id__in=[c.leadgen_id for c in new]
+        ).values_list("pk", flat=True)
+    )
+
+
+__all__ = ["MalformedPayload", "ensure_forms", "ensure_pages", "kept_headers", "receive_delivery"]

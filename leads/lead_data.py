@@ -1,0 +1,127 @@
+"""Mapping Meta's Lead node onto our columns. Shared by webhook fetch, bulk read and import."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+# Standard question keys (META.md) whose first answer is copied to a searchable column.
+EMAIL_KEYS = ("email", "work_email")
+PHONE_KEYS = ("phone_number", "phone", "work_phone_number")
+FULL_NAME_KEYS = ("full_name",)
+
+
+def parse_meta_time(value: Any) -> dt.datetime | None:
+    """Meta's `2015-02-28T08:49:14+0000`, ISO 8601 with any offset, or unix seconds."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    text = str(value).strip()
+    if text.isdigit():
+        return parse_meta_time(int(text))
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
+        try:
+            return dt.datetime.strptime(text, fmt)
+        except ValueError:
+            pass
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # A time without an offset is taken as UTC rather than the server's zone.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def parse_bool(value: Any) -> bool | None:
+    """Meta's booleans: true/false, 1/0, "1"/"0", "true"/"FALSE" ...; None when unknown."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return bool(value) if value in (0, 1) else None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("1", "true", "yes"):
+            return True
+        if text in ("0", "false", "no"):
+            return False
+    return None
+
+
+def answers(field_data: Any) -> dict[str, str]:
+    """First value of each question, by name. Tolerates any shape without raising."""
+    result: dict[str, str] = {}
+    if not isinstance(field_data, list):
+        return result
+    for item in field_data:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        values = item.get("values")
+        if isinstance(values, list) and values:
+            first = values[0]
+        elif isinstance(values, str | int | float):
+            first = values
+        else:
+            continue
+        result.setdefault(item["name"], str(first))
+    return result
+
+
+def _first(found: dict[str, str], keys: tuple[str, ...]) -> str:
+    for key in keys:
+        if found.get(key, "").strip():
+            return found[key].strip()
+    return ""
+
+
+def contact_columns(field_data: Any) -> dict[str, str]:
+    """email, phone and full_name extracted from field_data (field_data stays as sent)."""
+    found = answers(field_data)
+    full_name = _first(found, FULL_NAME_KEYS) or " ".join(
+        part
+        for part in (found.get("first_name", "").strip(), found.get("last_name", "").strip())
+        if part
+    )
+    return {
+        "email": _first(found, EMAIL_KEYS)[:254],
+        "phone": _first(found, PHONE_KEYS)[:64],
+        "full_name": full_name[:255],
+    }
+
+
+def _text(data: dict[str, Any], key: str, limit: int = 255) -> str:
+    value = data.get(key)
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value)[:limit]
+
+
+def lead_columns(data: dict[str, Any]) -> dict[str, Any]:
+    """Model field values from a Graph Lead node (`GET /{lead-id}` or a bulk-read row).
+
+    `field_data` and `custom_disclaimer_responses` are kept exactly as sent; the whole node
+    is kept in `graph_data`. Ids are strings. Keys absent from `data` are absent from the
+    result, so a partial answer never blanks a column that has a value.
+    """
+    columns: dict[str, Any] = {"graph_data": data}
+    if "created_time" in data:
+        columns["created_time"] = parse_meta_time(data["created_time"])
+    for key in ("ad_id", "adset_id", "campaign_id"):
+        if key in data:
+            columns[key] = _text(data, key, 64)
+    for key in ("ad_name", "adset_name", "campaign_name", "partner_name", "retailer_item_id"):
+        if key in data:
+            columns[key] = _text(data, key)
+    if "platform" in data:
+        columns["platform"] = _text(data, "platform", 32)
+    if "is_organic" in data:
+        columns["is_organic"] = parse_bool(data["is_organic"])
+    if "field_data" in data:
+        columns["field_data"] = data["field_data"]
+        columns.update(contact_columns(data["field_data"]))
+    if "custom_disclaimer_responses" in data:
+        columns["custom_disclaimer_responses"] = data["custom_disclaimer_responses"]
+    return columns

@@ -1,0 +1,105 @@
+"""HTTP endpoints of the lead domain: the Meta webhook and the liveness check.
+
+Views only parse and delegate; the rules live in `leads.ingestion`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from leads.ingestion import kept_headers, receive_delivery
+from leads.models import WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+class MetaWebhookView(APIView):
+    """`/webhooks/meta/`: Meta's handshake (GET) and leadgen deliveries (POST).
+
+    Authentication is the HMAC signature, so DRF's authentication, permissions, throttling
+    and parsers are all off: the raw body must reach the signature check untouched, and
+    Meta must never be throttled (it would give up on the delivery after 36 hours).
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    def get(self, request: Request) -> HttpResponse:
+        params = request.query_params
+        expected = settings.META_VERIFY_TOKEN
+        given = params.get("hub.verify_token", "")
+        if (
+            params.get("hub.mode") == "subscribe"
+            and expected
+            and hmac.compare_digest(given.encode(), expected.encode())
+        ):
+            response = HttpResponse(params.get("hub.challenge", ""), content_type="text/plain")
+            response["X-Content-Type-Options"] = "nosniff"
+            return response
+        return HttpResponse("Forbidden", status=403, content_type="text/plain")
+
+    def post(self, request: Request) -> HttpResponse:
+        if not settings.META_APP_SECRET:
+            # Without a secret nothing can be verified, and unsigned data is never processed.
+            return _error(403, "Webhook is not configured: META_APP_SECRET is not set.")
+        signature = request.META.get("HTTP_X_HUB_SIGNATURE_256")
+        if not signature:
+            return _error(403, "Missing X-Hub-Signature-256.")
+        limit = settings.WEBHOOK_MAX_BODY_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _error(400, "Invalid Content-Length.")
+        if declared > limit:
+            return _error(413, f"Body larger than {limit} bytes.")
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return _error(413, f"Body larger than {limit} bytes.")
+        if len(body) > limit:
+            return _error(413, f"Body larger than {limit} bytes.")
+
+        delivery = receive_delivery(
+            body=body, headers=kept_headers(request.META), signature=signature
+        )
+        match delivery.status:
+            case WebhookDelivery.Status.INVALID_SIGNATURE:
+                return _error(403, "Invalid signature.")
+            case WebhookDelivery.Status.MALFORMED:
+                return _error(400, delivery.error)
+            case WebhookDelivery.Status.FAILED:
+                # Stored with its error; a 5xx makes Meta deliver it again later.
+                return _error(500, "Delivery stored but could not be processed; retry later.")
+        return JsonResponse(
+            {"received": delivery.changes_count, "new_leads": delivery.leads_created}
+        )
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness with a database round trip, for load balancers and `make run`."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        logger.warning("healthz: database unavailable")
+        return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
+    return JsonResponse({"status": "ok"})
