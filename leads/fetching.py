@@ -215,7 +215,8 @@ def resume_page(page: Page) -> int:
         Lead.objects.filter(pk__in=ids).update(
             fetch_status=Status.PENDING,
             fetch_attempts=0,
-            fetch_after=None,
+            # Due now: if the queued task is lost, the next sweep picks them up.
+            fetch_after=timezone.now(),
             fetch_error="",
             updated_at=timezone.now(),
         )
@@ -226,8 +227,10 @@ def resume_page(page: Page) -> int:
 def release_stale_claims() -> int:
     """Hand back leads whose worker died mid-fetch (e.g. killed); they are fetched again."""
     cutoff = timezone.now() - STALE_CLAIM
+    now = timezone.now()
     return Lead.objects.filter(fetch_status=Status.FETCHING, fetch_claimed_at__lt=cutoff).update(
-        fetch_status=Status.PENDING, fetch_after=None, updated_at=timezone.now()
+        # fetch_after=now makes them due for the sweep that follows at once.
+        fetch_status=Status.PENDING, fetch_after=now, updated_at=now
     )
 
 

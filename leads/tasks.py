@@ -19,10 +19,11 @@ def sweep_lead_fetches() -> dict[str, int]:
     whose token changed, and queue every lead whose fetch is due (deferred retries, and
     leads whose task was lost because the broker was down)."""
     released = fetching.release_stale_claims()
-    resumed = fetching.resume_pages_with_new_tokens()
     due = fetching.due_lead_ids()
     for chunk in queue.chunks(due):
         queue.enqueue("leads.tasks.fetch_leads", chunk)
+    # After the due list, so resumed leads (queued by resume itself) are not queued twice.
+    resumed = fetching.resume_pages_with_new_tokens()
     if released or resumed or due:
         logger.info(
             "Lead fetch sweep: %d released, %d resumed, %d queued", released, resumed, len(due)
