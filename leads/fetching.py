@@ -230,7 +230,9 @@ def release_stale_claims() -> int:
     now = timezone.now()
     return Lead.objects.filter(fetch_status=Status.FETCHING, fetch_claimed_at__lt=cutoff).update(
         # fetch_after=now makes them due for the sweep that follows at once.
-        fetch_status=Status.PENDING, fetch_after=now, updated_at=now
+        fetch_status=Status.PENDING,
+        fetch_after=now,
+        updated_at=now,
     )
 
 

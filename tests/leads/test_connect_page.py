@@ -74,7 +74,12 @@ def test_connect_page_checks_stores_encrypted_and_loads_forms(mocked_graph):
     assert crypto.decrypt(raw) == TOKEN
 
     form = Form.objects.get(form_id="2222")
-    assert (form.page, form.name, form.status, form.locale) == (page, "Winter form", "ACTIVE", "es_ES")
+    assert (form.page, form.name, form.status, form.locale) == (
+        page,
+        "Winter form",
+        "ACTIVE",
+        "es_ES",
+    )
     assert form.questions == QUESTIONS
     assert Form.objects.get(form_id="2223").status == "ARCHIVED"
     assert mocked_graph.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -103,8 +108,14 @@ def test_rejected_token_stores_nothing_and_is_not_echoed(mocked_graph):
     mocked_graph.get(
         f"{GRAPH}/1111",
         status=400,
-        json={"error": {"message": "Invalid OAuth access token.", "type": "OAuthException",
-                        "code": 190, "fbtrace_id": "x"}},
+        json={
+            "error": {
+                "message": "Invalid OAuth access token.",
+                "type": "OAuthException",
+                "code": 190,
+                "fbtrace_id": "x",
+            }
+        },
     )
     with pytest.raises(CommandError) as excinfo:
         call_command("connect_page", "1111", "--token", TOKEN, stdout=io.StringIO())

@@ -214,7 +214,9 @@ def test_persistent_failure_is_deferred_then_swept_and_completed(page, mocked_gr
     assert len(mocked_graph.calls) == 3
 
 
-def test_after_the_last_attempt_the_lead_is_visibly_failed_not_dropped(page, mocked_graph, settings):
+def test_after_the_last_attempt_the_lead_is_visibly_failed_not_dropped(
+    page, mocked_graph, settings
+):
     settings.LEAD_FETCH_INLINE_RETRIES = 0
     settings.LEAD_FETCH_MAX_ATTEMPTS = 3
     mocked_graph.get(lead_url(), json={"error": {"message": "Service unavailable"}}, status=503)
@@ -231,8 +233,17 @@ def test_after_the_last_attempt_the_lead_is_visibly_failed_not_dropped(page, moc
 
 
 def test_throttling_defers_for_as_long_as_meta_says(page, mocked_graph):
-    usage = {"1111": [{"type": "pages", "call_count": 100, "total_cputime": 10,
-                       "total_time": 10, "estimated_time_to_regain_access": 15}]}
+    usage = {
+        "1111": [
+            {
+                "type": "pages",
+                "call_count": 100,
+                "total_cputime": 10,
+                "total_time": 10,
+                "estimated_time_to_regain_access": 15,
+            }
+        ]
+    }
     mocked_graph.get(
         lead_url(),
         headers={"X-Business-Use-Case-Usage": json.dumps(usage)},
@@ -289,9 +300,7 @@ def test_permission_error_is_final(page, mocked_graph):
 def test_190_parks_the_page_and_a_new_token_completes_the_leads(
     page, mocked_graph, django_capture_on_commit_callbacks
 ):
-    mocked_graph.get(
-        lead_url(), **graph_error(190, "Error validating access token", subcode=460)
-    )
+    mocked_graph.get(lead_url(), **graph_error(190, "Error validating access token", subcode=460))
     lead = pending_lead(page)
     waiting = pending_lead(page, "2000")
     other_page_lead = pending_lead(Page.objects.create(page_id="3333"), "3000")

@@ -306,7 +306,7 @@ def test_webhook_request_makes_no_outbound_http_call(post_webhook):
 # --- Failure leaves nothing half-written --------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_rolled_back_ingestion_leaves_no_lead_and_no_queued_task(client, monkeypatch, settings):
     """The final save of the delivery fails after the leads were inserted: everything
     rolls back together, the webhook answers 5xx (Meta retries) and no fetch is queued."""
@@ -334,7 +334,7 @@ def test_rolled_back_ingestion_leaves_no_lead_and_no_queued_task(client, monkeyp
     assert queue_size() == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_outer_rollback_discards_the_queued_fetch(settings):
     from leads.ingestion import receive_delivery
     from leads.webhooks import sign
@@ -348,7 +348,7 @@ def test_outer_rollback_discards_the_queued_fetch(settings):
     assert queue_size() == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_committed_ingestion_queues_exactly_one_task(settings):
     from leads.ingestion import receive_delivery
     from leads.webhooks import sign
