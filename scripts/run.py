@@ -51,7 +51,7 @@ def ensure_admin() -> str:
         "if U.objects.filter(is_superuser=True).exists(): sys.exit(3)\n"
         f"U.objects.create_superuser('admin', '', {password!r})\n"
     )
-    result = subprocess.run([PY, "manage.py", "shell", "-c", script], cwd=ROOT)
+    result = subprocess.run([PY, "manage.py", "shell", "--no-imports", "-c", script], cwd=ROOT)
     if result.returncode == 0:
         PASSWORD_FILE.write_text(password + "\n")
         PASSWORD_FILE.chmod(0o600)
@@ -98,7 +98,11 @@ def main() -> int:
         flush=True,
     )
 
+    stopping = False
+
     def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             if child.poll() is None:
                 child.terminate()
@@ -109,13 +113,20 @@ def main() -> int:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     finally:
+        asked_to_stop = stopping
         stop()
         for child in children:
             try:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
-    return max(abs(child.returncode or 0) for child in children)
+    if asked_to_stop:
+        return 0
+    # One process died on its own: say which, and fail so a supervisor notices.
+    for name, child in (("web server", web), ("worker", worker)):
+        if child.returncode not in (0, None, -signal.SIGTERM):
+            print(f"The {name} exited with status {child.returncode}.", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
