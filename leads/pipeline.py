@@ -1,9 +1,11 @@
 """The one write path for a lead's stage: the UI, the API, the admin and the system all call
-`move_stage`. Every move is recorded, and announced with `stage_changed`."""
+`move_stage` (or `enter_pipeline` for new leads). Every move is recorded as a StageChange
+and announced with `stage_changed`."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -15,9 +17,10 @@ from leads.models import Lead, PipelineStage, StageChange
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
-# Sent inside the stage-change transaction with `change` (a saved StageChange). Receivers
-# that write rows (capi's conversion outbox) therefore commit or roll back with the move;
-# receivers must queue any outside work with transaction.on_commit. `leads` does not know
+# Sent inside the stage-change transaction with `changes`: a list of saved StageChange rows
+# (one for a move, many when a bulk read brings new leads). Receivers that write rows
+# (capi's conversion outbox) therefore commit or roll back with the move, and should write
+# in bulk; any outside work must be queued with transaction.on_commit. `leads` does not know
 # who listens.
 stage_changed = Signal()
 
@@ -54,14 +57,59 @@ def move_stage(
         )
         lead.stage = stage
         lead.stage_changed_at = changed_at
-        stage_changed.send(sender=StageChange, change=change)
+        stage_changed.send(sender=StageChange, changes=[change])
     return change
 
 
 def enter_pipeline(lead: Lead, *, via: str = StageChange.Via.SYSTEM) -> StageChange | None:
     """Put a lead that has no stage yet into the first stage; that entry is a stage change."""
+    changes = enter_pipeline_many([lead.pk], via=via)
+    if not changes:
+        return None
+    lead.stage = changes[0].to_stage
+    lead.stage_changed_at = changes[0].changed_at
+    return changes[0]
+
+
+def enter_pipeline_many(
+    lead_pks: Sequence[int], *, via: str = StageChange.Via.SYSTEM
+) -> list[StageChange]:
+    """Put every lead of `lead_pks` that has no stage yet into the first stage, in a fixed
+    number of queries (bulk read brings thousands at once). Returns the changes made.
+
+    The conditional UPDATE (`stage IS NULL`) is the guard: a lead staged meanwhile by
+    another process is left alone, and the rows we did stage are read back under lock.
+    """
+    if not lead_pks:
+        return []
+    first = PipelineStage.first()
     with transaction.atomic():
-        # Checked under the row lock: a concurrent move may have staged the lead already.
-        if Lead.objects.select_for_update().filter(pk=lead.pk, stage__isnull=False).exists():
-            return None
-        return move_stage(lead, stage=PipelineStage.first(), via=via)
+        candidates = list(
+            Lead.objects.select_for_update()
+            .filter(pk__in=lead_pks, stage__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not candidates:
+            return []
+        changed_at = timezone.now()
+        Lead.objects.filter(pk__in=candidates, stage__isnull=True).update(
+            stage=first, stage_changed_at=changed_at, updated_at=changed_at
+        )
+        changes = StageChange.objects.bulk_create(
+            [
+                StageChange(
+                    lead_id=pk, from_stage=None, to_stage=first, changed_at=changed_at, via=via
+                )
+                for pk in candidates
+            ]
+        )
+        if any(change.pk is None for change in changes):
+            # Backends that cannot return ids from bulk inserts: read them back.
+            changes = list(
+                StageChange.objects.filter(lead_id__in=candidates, to_stage=first, from_stage=None)
+                .select_related("to_stage")
+                .order_by("lead_id")
+            )
+        stage_changed.send(sender=StageChange, changes=changes)
+    return changes
