@@ -5,12 +5,14 @@ SQLite with the ORM broker (default), on PostgreSQL, and with the Redis broker.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 
 from config.settings import *  # noqa: F403
-from config.settings import BASE_DIR, DATABASES, Q_CLUSTER
+from config.settings import DATABASES, Q_CLUSTER
 
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -36,7 +38,11 @@ LEAD_FETCH_INLINE_BACKOFF = 0.0
 # A file, not :memory:, so that end-to-end tests can share the test database with the
 # web server and qcluster processes they start.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # One file per test process, so parallel runs (two checkouts, CI beside a developer)
+    # never share it; pytest-django deletes it at the end of the run.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"leadloop-test-{os.getpid()}.sqlite3")
+    }
 
 # Own queue name, so a test run never consumes (or purges) a developer's real queue.
 # setdefault: processes started by end-to-end tests inherit the name and share the queue.

@@ -1,0 +1,62 @@
+"""Admin for the people side: page access grants (like Meta's Leads Access Manager)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.http import HttpRequest
+
+from crm.models import Assignment, Note, PageAccess
+
+User = get_user_model()
+
+
+@admin.register(PageAccess)
+class PageAccessAdmin(admin.ModelAdmin):
+    list_display = ["user", "page", "granted_at", "granted_by"]
+    list_filter = ["page"]
+    list_select_related = ["user", "page", "granted_by"]
+    search_fields = ["user__username", "user__email", "page__name", "page__page_id"]
+    autocomplete_fields = ["user", "page"]
+    readonly_fields = ["granted_at", "granted_by"]
+
+    def save_model(self, request: HttpRequest, obj: PageAccess, form, change: bool) -> None:
+        if not change:
+            obj.granted_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+class PageAccessInline(admin.TabularInline):
+    model = PageAccess
+    fk_name = "user"
+    extra = 0
+    autocomplete_fields = ["page"]
+    readonly_fields = ["granted_at"]
+    fields = ["page", "granted_at"]
+    verbose_name_plural = "Page access (leads of these pages are visible to this user)"
+
+
+# The user's page grants are edited on the user's own admin page.
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class LeadloopUserAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, PageAccessInline]
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    list_display = ["lead", "author", "created_at"]
+    list_select_related = ["lead", "author"]
+    raw_id_fields = ["lead"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["lead", "owner", "assigned_at"]
+    list_select_related = ["lead", "owner"]
+    raw_id_fields = ["lead"]
+    readonly_fields = ["assigned_at", "assigned_by"]
