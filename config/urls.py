@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from leads.views import MetaWebhookView, healthz
 
@@ -7,4 +7,5 @@ urlpatterns = [
     path("webhooks/meta/", MetaWebhookView.as_view(), name="meta-webhook"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("crm.api.urls")),
 ]

@@ -39,6 +39,8 @@ class MetaWebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
+    # Meta's endpoint, not part of the documented REST API.
+    schema = None
 
     def get(self, request: Request) -> HttpResponse:
         params = request.query_params

@@ -1,0 +1,99 @@
+"""API representations. Serializers validate and shape data; writes go through services."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from crm.models import Note
+from leads.models import Lead, PipelineStage
+
+
+class StageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PipelineStage
+        fields = ["slug", "name", "position", "event_name", "sends_conversion"]
+
+
+class AnswerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    values = serializers.ListField(child=serializers.CharField())
+
+
+class DisclaimerSerializer(serializers.Serializer):
+    checkbox_key = serializers.CharField()
+    is_checked = serializers.CharField(help_text='"1" when checked, "" when not (as Meta sends).')
+
+
+class LeadSerializer(serializers.ModelSerializer):
+    page = serializers.CharField(source="page.page_id", default=None, read_only=True)
+    form = serializers.CharField(source="form.form_id", default=None, read_only=True)
+    form_name = serializers.CharField(source="form.name", default="", read_only=True)
+    stage = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    owner = serializers.CharField(
+        source="assignment.owner.get_username", default=None, read_only=True
+    )
+    # Exactly as Meta sent them; the schema documents the usual shape.
+    field_data = serializers.JSONField(read_only=True)
+    custom_disclaimer_responses = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = Lead
+        fields = [
+            "id",
+            "leadgen_id",
+            "created_time",
+            "page",
+            "form",
+            "form_name",
+            "ad_id",
+            "ad_name",
+            "adset_id",
+            "adset_name",
+            "campaign_id",
+            "campaign_name",
+            "is_organic",
+            "platform",
+            "field_data",
+            "custom_disclaimer_responses",
+            "email",
+            "phone",
+            "full_name",
+            "stage",
+            "stage_changed_at",
+            "owner",
+            "source",
+            "fetch_status",
+            "fetch_error",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class LeadUpdateSerializer(serializers.Serializer):
+    """PATCH body: move the lead (`stage`) and/or give it an owner (`owner`, null clears)."""
+
+    stage = serializers.SlugRelatedField(
+        slug_field="slug", queryset=PipelineStage.objects.all(), required=False
+    )
+    owner = serializers.SlugRelatedField(
+        slug_field=get_user_model().USERNAME_FIELD,
+        queryset=get_user_model().objects.filter(is_active=True),
+        required=False,
+        allow_null=True,
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs:
+            raise serializers.ValidationError("Give `stage` and/or `owner`.")
+        return attrs
+
+
+class NoteSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.get_username", default=None, read_only=True)
+
+    class Meta:
+        model = Note
+        fields = ["id", "body", "author", "created_at"]
+        read_only_fields = ["id", "author", "created_at"]
+        extra_kwargs = {"body": {"trim_whitespace": True}}

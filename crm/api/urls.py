@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from crm.api import views
+
+router = DefaultRouter()
+router.register("leads", views.LeadViewSet, basename="lead")
+router.register("stages", views.StageViewSet, basename="stage")
+
+notes = views.LeadNoteViewSet.as_view({"get": "list", "post": "create"})
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("leads/<int:lead_pk>/notes/", notes, name="lead-notes"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
