@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 
 
@@ -14,3 +15,12 @@ class LeadloopPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
     ordering = "-id"
+
+    # A malformed cursor is a bad request (DRF answers 404, as if the list did not exist).
+    def decode_cursor(self, request):  # type: ignore[no-untyped-def]
+        try:
+            return super().decode_cursor(request)
+        except Exception as exc:
+            if getattr(exc, "status_code", None) == 404:
+                raise ValidationError({"cursor": ["Invalid cursor."]}) from None
+            raise

@@ -26,12 +26,16 @@ class DisclaimerSerializer(serializers.Serializer):
 
 
 class LeadSerializer(serializers.ModelSerializer):
-    page = serializers.CharField(source="page.page_id", default=None, read_only=True)
-    form = serializers.CharField(source="form.form_id", default=None, read_only=True)
+    page = serializers.CharField(
+        source="page.page_id", default=None, read_only=True, allow_null=True
+    )
+    form = serializers.CharField(
+        source="form.form_id", default=None, read_only=True, allow_null=True
+    )
     form_name = serializers.CharField(source="form.name", default="", read_only=True)
     stage = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     owner = serializers.CharField(
-        source="assignment.owner.get_username", default=None, read_only=True
+        source="assignment.owner.get_username", default=None, read_only=True, allow_null=True
     )
     # Exactly as Meta sent them; the schema documents the usual shape.
     field_data = serializers.JSONField(read_only=True)
@@ -90,7 +94,9 @@ class LeadUpdateSerializer(serializers.Serializer):
 
 
 class NoteSerializer(serializers.ModelSerializer):
-    author = serializers.CharField(source="author.get_username", default=None, read_only=True)
+    author = serializers.CharField(
+        source="author.get_username", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Note

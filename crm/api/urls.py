@@ -14,7 +14,7 @@ notes = views.LeadNoteViewSet.as_view({"get": "list", "post": "create"})
 
 urlpatterns = [
     path("", include(router.urls)),
-    path("leads/<int:lead_pk>/notes/", notes, name="lead-notes"),
+    path("leads/<str:lead_pk>/notes/", notes, name="lead-notes"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

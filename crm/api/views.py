@@ -4,9 +4,9 @@ page not granted to the caller is a 404 for every method; writes call crm.servic
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -52,6 +52,7 @@ class LeadNoteViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.G
     serializer_class = NoteSerializer
 
     def lead(self) -> Lead:
+        # DRF's get_object_or_404 turns a malformed id into a 404 (JSON) as well.
         return get_object_or_404(visible_leads(self.request.user), pk=self.kwargs["lead_pk"])
 
     def get_queryset(self) -> QuerySet[Note]:
