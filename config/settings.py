@@ -7,6 +7,7 @@ loudly at start-up instead of running with a guessable key.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -16,7 +17,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # Real environment variables win over `.env`: CI and production set them explicitly.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+environ.Env.read_env(os.environ.get("LEADLOOP_ENV_FILE") or BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "leads",
     "crm",
     "capi",
+    "sandbox",
 ]
 
 MIDDLEWARE = [
@@ -234,6 +236,9 @@ META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com")
 META_WWW_URL = env.str("META_WWW_URL", default="https://www.facebook.com").rstrip("/")
 META_TEST_EVENT_CODE = env.str("META_TEST_EVENT_CODE", default="")
 CRM_NAME = env.str("CRM_NAME", default="Leadloop")
+# Set by `make run` when no Meta settings are given: the app talks to the local Meta
+# sandbox (META_GRAPH_URL) and shows a banner saying so.
+SANDBOX_MODE = env.bool("LEADLOOP_SANDBOX", default=False)
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 
 # Graph HTTP timeouts in seconds: (connect, read). Every outbound call uses them.

@@ -8,4 +8,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("crm.api.urls")),
+    path("sandbox/", include("sandbox.urls")),
 ]
