@@ -56,9 +56,10 @@ def meta_id(value: Any) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return str(value) if value > 0 else None
+        value = str(value) if value > 0 else ""
     if isinstance(value, str):
         value = value.strip()
+        # Graph ids are at most ~20 digits; the column allows 64, so a longer one is junk.
         return value if value.isascii() and value.isdigit() and len(value) <= 64 else None
     return None
 

@@ -1,0 +1,125 @@
+"""Hostile input at the webhook: a clear 4xx or safe storage, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from leads.models import Lead, WebhookDelivery
+from tests.conftest import change_value, leadgen_body, queue_size
+
+pytestmark = pytest.mark.django_db
+
+
+def test_deeply_nested_json_is_400_and_kept(post_webhook):
+    body = b'{"object":"page","entry":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    response = post_webhook(body)
+    assert response.status_code in (400, 413)
+    assert Lead.objects.count() == 0
+
+
+def test_nested_but_under_the_limit_is_stored_and_ignored(post_webhook):
+    body = {"object": "page", "entry": [{"id": "1", "changes": [{"field": "x", "value": {}}]}]}
+    deep: dict = body
+    for _ in range(500):
+        deep["nested"] = {}
+        deep = deep["nested"]
+    response = post_webhook(body)
+    assert response.status_code == 200
+    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.IGNORED
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+    ],
+)
+def test_wrong_content_types_are_read_as_raw_bytes(post_webhook, content_type):
+    # Meta always sends JSON; the content type is not trusted either way: the signed bytes are.
+    response = post_webhook(leadgen_body([[change_value(1)]]), content_type=content_type)
+    assert response.status_code == 200
+    assert Lead.objects.count() == 1
+
+
+def test_invalid_utf8_is_400_and_kept(post_webhook):
+    response = post_webhook(b'{"object":"page","entry":[{"id":"\xff\xfe"}]}')
+    assert response.status_code == 400
+    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.MALFORMED
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"leadgen_id": "1; DROP TABLE leads_lead; --", "page_id": 1},
+        {"leadgen_id": "<script>alert(1)</script>", "page_id": 1},
+        {"leadgen_id": -5, "page_id": 1},
+        {"leadgen_id": 10**80, "page_id": 1},
+        {"leadgen_id": None, "page_id": 1},
+        {"leadgen_id": [], "page_id": {}},
+        {"leadgen_id": True, "page_id": 1},
+        {"leadgen_id": "١٢٣", "page_id": 1},  # non-ASCII digits
+    ],
+)
+def test_hostile_ids_are_skipped_with_a_note(post_webhook, value):
+    body = {
+        "object": "page",
+        "entry": [{"id": "1", "changes": [{"field": "leadgen", "value": value}]}],
+    }
+    response = post_webhook(body)
+    assert response.status_code == 200
+    assert Lead.objects.count() == 0
+    assert "entry[0].changes[0]" in WebhookDelivery.objects.get().error
+    assert queue_size() == 0
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"object": "page", "entry": "not a list"},
+        {"object": "page", "entry": [None, 1, "x", {"changes": "nope"}]},
+        {"object": "page", "entry": [{"changes": [None, 1, {"field": "leadgen"}]}]},
+        {"object": ["page"]},
+        {},
+    ],
+)
+def test_odd_shapes_never_500(post_webhook, payload):
+    response = post_webhook(payload)
+    assert response.status_code == 200
+    assert Lead.objects.count() == 0
+
+
+def test_a_thousand_changes_in_one_delivery(post_webhook):
+    body = leadgen_body([[change_value(i) for i in range(1, 1001)]])
+    assert len(json.dumps(body)) < 1024 * 1024
+    response = post_webhook(body)
+    assert response.json() == {"received": 1000, "new_leads": 1000}
+    assert Lead.objects.count() == 1000
+    assert queue_size() == 40  # 25 ids per fetch task
+
+
+def test_huge_bogus_content_length_is_413_without_reading(client, settings):
+    response = client.post(
+        "/webhooks/meta/",
+        b"{}",
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256="sha256=" + "0" * 64,
+        CONTENT_LENGTH=str(10**12),
+    )
+    assert response.status_code == 413
+    assert WebhookDelivery.objects.count() == 0
+
+
+def test_non_numeric_content_length_is_400(client):
+    response = client.post(
+        "/webhooks/meta/",
+        b"{}",
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256="sha256=" + "0" * 64,
+        CONTENT_LENGTH="lots",
+    )
+    assert response.status_code == 400
