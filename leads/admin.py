@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 
+from leads import csv_import
 from leads.graph import GraphError
 from leads.models import Form, Lead, Page, PipelineStage, StageChange, WebhookDelivery
 from leads.pages import connect_page
@@ -78,11 +82,26 @@ class PageAdmin(admin.ModelAdmin):
 
 @admin.register(Form)
 class FormAdmin(admin.ModelAdmin):
-    list_display = ["form_id", "name", "page", "status", "leads_synced_until", "synced_at"]
+    list_display = [
+        "form_id",
+        "name",
+        "page",
+        "status",
+        "leads_synced_until",
+        "leads_sync_at",
+        "synced_at",
+    ]
     list_filter = ["status"]
     list_select_related = ["page"]
     search_fields = ["form_id", "name"]
-    readonly_fields = ["questions", "leads_synced_until", "synced_at", "meta_created_time"]
+    readonly_fields = [
+        "questions",
+        "leads_synced_until",
+        "leads_sync_at",
+        "leads_sync_error",
+        "synced_at",
+        "meta_created_time",
+    ]
 
 
 @admin.register(PipelineStage)
@@ -100,6 +119,31 @@ class StageChangeInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class CsvImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("Lead export"),
+        help_text=_(
+            "The CSV downloaded from Ads Manager or Leads Center (UTF-16 or UTF-8, tabs or "
+            "commas). Leads already here stay one lead; data fetched from Meta is kept."
+        ),
+    )
+    form_id = forms.RegexField(
+        label=_("Form id"),
+        regex=r"^\d{1,64}$",
+        required=False,
+        help_text=_("Only needed when the file has no form_id column."),
+    )
+
+    def clean_file(self) -> object:
+        upload = self.cleaned_data["file"]
+        if upload.size > csv_import.MAX_BYTES:
+            raise forms.ValidationError(
+                _("The file is larger than %(mb)d MB."),
+                params={"mb": csv_import.MAX_BYTES // (1024 * 1024)},
+            )
+        return upload
 
 
 @admin.register(Lead)
@@ -123,6 +167,55 @@ class LeadAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    # -- CSV import: leads.add_lead lets a user import (no lead is ever added by hand).
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("leads.add_lead")
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "import-csv/",
+                self.admin_site.admin_view(self.import_csv_view),
+                name="leads_lead_import_csv",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict | None = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "has_import_permission": self.has_import_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def import_csv_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        report = None
+        if request.method == "POST":
+            form = CsvImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                try:
+                    report = csv_import.import_export(
+                        form.cleaned_data["file"].read(),
+                        form_id=form.cleaned_data["form_id"] or None,
+                    )
+                except csv_import.NotALeadExport as exc:
+                    form.add_error("file", _("Nothing imported: %(e)s") % {"e": exc})
+        else:
+            form = CsvImportForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Import leads from a lead export"),
+            "form": form,
+            "report": report,
+        }
+        return TemplateResponse(request, "admin/leads/lead/import_csv.html", context)
 
 
 @admin.register(WebhookDelivery)

@@ -186,24 +186,56 @@ def _fail(lead: Lead, exc: GraphError, *, note: str = "") -> None:
 
 def _park_page(lead: Lead, page: Page | None, *, reason: str, token: str) -> None:
     """The token cannot be used: mark the page, and park its waiting leads until a new one."""
-    now = timezone.now()
     with transaction.atomic():
         _release(lead, fetch_status=Status.PARKED, fetch_error=reason, fetch_after=None)
         lead.fetch_status = Status.PARKED
         lead.fetch_error = reason
-        if page is None:
-            return
-        values: dict[str, object] = {"token_error": reason, "token_checked_at": now}
-        if token:
-            values |= {
-                "token_status": Page.TokenStatus.INVALID,
-                "rejected_token_fingerprint": crypto.fingerprint(token),
-            }
+        if page is not None:
+            reject_page_token(page, reason=reason, token=token)
+
+
+def reject_page_token(page: Page, *, reason: str, token: str) -> int:
+    """Meta rejected `token` (190/102), or there is none: show it on the page and park the
+    page's pending leads until a new token arrives. Returns how many leads were parked.
+
+    Shared by the lead fetch and the bulk read, so both react to a dead token the same
+    way. With an empty `token` (none configured, or undecryptable) the page is not marked
+    invalid: there is no token to blame, and any new one resumes the leads.
+    """
+    now = timezone.now()
+    values: dict[str, object] = {"token_error": reason, "token_checked_at": now}
+    if token:
+        values |= {
+            "token_status": Page.TokenStatus.INVALID,
+            "rejected_token_fingerprint": crypto.fingerprint(token),
+        }
+    with transaction.atomic():
         Page.objects.filter(pk=page.pk).update(updated_at=now, **values)
         parked = Lead.objects.filter(page=page, fetch_status=Status.PENDING).update(
             fetch_status=Status.PARKED, fetch_error=reason, fetch_after=None, updated_at=now
         )
+    for name, value in values.items():
+        setattr(page, name, value)
     logger.warning("Page %s: token unusable; %d more leads parked", page.page_id, parked)
+    return parked
+
+
+def usable_token(page: Page | None) -> str:
+    """The token to read `page` with, or '' when there is none worth trying: none is
+    configured, it cannot be decrypted, or it is the very token Meta rejected last."""
+    if page is None:
+        return settings.META_ACCESS_TOKEN
+    try:
+        token = page.effective_token()
+    except TokenDecryptionError:
+        return ""
+    if (
+        token
+        and page.token_status == Page.TokenStatus.INVALID
+        and crypto.fingerprint(token) == page.rejected_token_fingerprint
+    ):
+        return ""
+    return token
 
 
 def resume_page(page: Page) -> int:

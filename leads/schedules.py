@@ -6,8 +6,25 @@ from typing import Any
 
 
 def ensure_schedules(**kwargs: Any) -> None:
+    from django.conf import settings
     from django_q.models import Schedule
 
+    # The safety net under the webhook: a bulk read of every connected form (and a refresh
+    # of every connected page's forms), so a missed webhook costs minutes, not a lead.
+    # RECONCILE_MINUTES=0 turns it off (sync_leads still works by hand).
+    minutes = int(settings.RECONCILE_MINUTES)
+    if minutes > 0:
+        Schedule.objects.update_or_create(
+            name="leads: reconcile leads",
+            defaults={
+                "func": "leads.tasks.reconcile_leads",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+        )
+    else:
+        Schedule.objects.filter(name="leads: reconcile leads").delete()
     Schedule.objects.update_or_create(
         name="leads: sweep lead fetches",
         defaults={

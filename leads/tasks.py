@@ -3,9 +3,18 @@ to run twice (claims and unique constraints make repeats no-ops)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
+import time
+import uuid
+from typing import Any
 
-from leads import fetching, queue
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from leads import bulk, fetching, queue
 
 logger = logging.getLogger(__name__)
 
@@ -29,3 +38,83 @@ def sweep_lead_fetches() -> dict[str, int]:
             "Lead fetch sweep: %d released, %d resumed, %d queued", released, resumed, len(due)
         )
     return {"released": released, "resumed": resumed, "queued": len(due)}
+
+
+# One reconciliation at a time: a continuation or a rescheduled run may meet the next
+# scheduled one, and two runs of the same form would only read it twice.
+RECONCILE_LOCK = "leadloop:reconcile-leads"
+RESCHEDULED_NAME = "leads: reconcile leads (after throttling)"
+
+
+def _reconcile_budget() -> float:
+    # Stop starting new pages well before django-q2 kills the task (`timeout`): one page
+    # can still take its retries after the check. What is left goes to a continuation.
+    return float(settings.Q_CLUSTER["timeout"]) / 2  # type: ignore[arg-type]
+
+
+def reconcile_leads(
+    form_pks: list[int] | None = None, resume: dict[str, dict] | None = None
+) -> dict[str, Any]:
+    """Scheduled every RECONCILE_MINUTES: refresh every connected page's forms, then read
+    every connected form's leads after its high-water mark (leads.bulk). Stores the leads
+    whose webhook never came and completes those whose fetch failed.
+
+    Work left at the time budget is queued as a continuation (`form_pks`, and `resume`
+    keyed by form pk as a string: task arguments travel as JSON-like data). When Meta
+    throttles beyond what a run waits in place, the rest runs once the pause is over.
+    """
+    owner = uuid.uuid4().hex
+    if not cache.add(RECONCILE_LOCK, owner, timeout=int(settings.Q_CLUSTER["timeout"])):  # type: ignore[call-overload]
+        logger.info("Reconciliation already running; this run is skipped")
+        return {"skipped": True}
+    try:
+        report = bulk.reconcile(
+            form_pks=form_pks,
+            resume={int(pk): bulk.Resume.from_dict(data) for pk, data in (resume or {}).items()},
+            deadline=time.monotonic() + _reconcile_budget(),
+        )
+    finally:
+        if cache.get(RECONCILE_LOCK) == owner:
+            cache.delete(RECONCILE_LOCK)
+    _follow_up(report)
+    summary = {
+        "forms": len(report.results),
+        "created": report.total("created"),
+        "completed": report.total("completed"),
+        "failed": sum(1 for r in report.results if r.status == bulk.RunStatus.FAILED),
+        "unfinished": len(report.unfinished()),
+    }
+    if summary["created"] or summary["completed"] or summary["failed"]:
+        logger.info("Reconciliation: %s", summary)
+    return summary
+
+
+def _follow_up(report: bulk.SyncReport) -> None:
+    unfinished = report.unfinished()
+    if not unfinished:
+        return
+    pks = [r.form_pk for r in unfinished if r.form_pk is not None]
+    resume = {str(r.form_pk): r.resume.as_dict() for r in unfinished if r.resume is not None}
+    retry_after = report.retry_after
+    if retry_after is None:
+        # Out of time, not throttled: carry on at once in a new task.
+        queue.enqueue("leads.tasks.reconcile_leads", pks, resume)
+        return
+    from django_q.models import Schedule
+
+    # One pending follow-up at most; the regular schedule keeps running meanwhile and
+    # does not call Meta while the shared pause lasts.
+    Schedule.objects.update_or_create(
+        name=RESCHEDULED_NAME,
+        defaults={
+            "func": "leads.tasks.reconcile_leads",
+            "args": repr((pks, resume)),
+            "schedule_type": Schedule.ONCE,
+            # -1: django-q2 deletes a ONCE schedule after it ran.
+            "repeats": -1,
+            "next_run": timezone.now() + dt.timedelta(seconds=math.ceil(retry_after) + 1),
+        },
+    )
+    logger.warning(
+        "Reconciliation throttled by Meta; %d forms resume in %.0f s", len(pks), retry_after
+    )
