@@ -25,8 +25,10 @@ STORAGES = {
 
 META_APP_SECRET = "test-app-secret"
 META_VERIFY_TOKEN = "test-verify-token"
-META_ACCESS_TOKEN = ""
-META_DATASET_ID = ""
+# End-to-end tests hand the processes they start a sandbox token and dataset through these;
+# never through META_* themselves, which a developer's .env may point at a real dataset.
+META_ACCESS_TOKEN = os.environ.get("LEADLOOP_TEST_ACCESS_TOKEN", "")
+META_DATASET_ID = os.environ.get("LEADLOOP_TEST_DATASET_ID", "")
 META_TEST_EVENT_CODE = ""
 # End-to-end tests point the processes they start at a local stand-in through these.
 META_GRAPH_URL = os.environ.get("META_GRAPH_URL", "https://graph.test")

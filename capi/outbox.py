@@ -1,0 +1,100 @@
+"""Writing conversion events: the receiver of `leads.pipeline.stage_changed`.
+
+It runs inside the stage-change transaction, so an event row exists exactly when its stage
+change does: a rolled-back move leaves neither, and no task is queued for it. The send is
+requested after commit, once per transaction however many changes it carries, and queued
+only if no send task is already queued or running (capi.lease): a burst of commits wakes
+one sender, which gathers the burst into full batches (capi.sending, CAPI_BATCH_WINDOW).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+
+from capi import lease
+from capi.lease import SEND_TASK
+from capi.models import ConversionEvent
+from capi.user_data import build_user_data
+from leads.models import Lead, PipelineStage, StageChange
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SEND_TASK", "queue_send_on_commit", "record_stage_changes"]
+# Rows per query: under SQLite's default limit of host parameters, whatever its version.
+CHUNK = 900
+LEAD_FIELDS = ("pk", "leadgen_id", "created_time", "field_data", "email", "phone", "full_name")
+
+
+def event_id_for(change: StageChange) -> str:
+    return f"leadloop-{change.pk}"
+
+
+def event_time_for(change: StageChange, created_time: dt.datetime | None) -> dt.datetime:
+    """The change time, but never before the lead's creation at Meta (Meta refuses events
+    that precede the lead; clocks of Meta and this server can disagree by seconds)."""
+    if created_time is not None and change.changed_at < created_time:
+        return created_time
+    return change.changed_at
+
+
+def record_stage_changes(sender: Any, *, changes: Sequence[StageChange], **kwargs: Any) -> None:
+    """Write one pending event per change into a stage that sends conversions."""
+    if not changes:
+        return
+    stages = PipelineStage.objects.in_bulk({change.to_stage_id for change in changes})
+    wanted = [
+        change
+        for change in changes
+        if change.to_stage_id in stages and stages[change.to_stage_id].sends_conversion
+    ]
+    if not wanted:
+        return
+    lead_ids = sorted({change.lead_id for change in wanted})
+    leads: dict[int, Lead] = {}
+    for start in range(0, len(lead_ids), CHUNK):
+        chunk = lead_ids[start : start + CHUNK]
+        leads.update(Lead.objects.only(*LEAD_FIELDS).in_bulk(chunk))
+
+    events = []
+    for change in wanted:
+        lead = leads[change.lead_id]
+        stage = stages[change.to_stage_id]
+        events.append(
+            ConversionEvent(
+                stage_change_id=change.pk,
+                lead_id=change.lead_id,
+                event_id=event_id_for(change),
+                event_name=stage.event_name or stage.name,
+                event_time=event_time_for(change, lead.created_time),
+                user_data=build_user_data(lead),
+            )
+        )
+    # No ignore_conflicts: a second event for one stage change is a bug, and the unique
+    # constraint failing the transaction is the right answer to it.
+    ConversionEvent.objects.bulk_create(events, batch_size=CHUNK)
+    queue_send_on_commit()
+
+
+def _send_after_commit() -> None:
+    lease.request_send()
+
+
+def queue_send_on_commit() -> None:
+    """Request a send when the current transaction commits, however often it is asked
+    (the task is queued unless one is already queued or running).
+
+    A bulk operation may announce its changes in several signals inside one transaction;
+    one task sends them all. The callback list is the transaction's own, so a savepoint
+    rollback that drops our callback lets the next call add it again.
+    """
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(
+        entry[1] is _send_after_commit for entry in connection.run_on_commit
+    ):
+        return
+    transaction.on_commit(_send_after_commit)
