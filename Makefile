@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean browser-deps
 
 # Reinstall only when a requirements file changed.
 $(VENV)/.installed-run: requirements.txt
@@ -22,8 +22,23 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 run: $(VENV)/.installed-run
 	@$(PY) scripts/run.py
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser-deps
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
+# Install it, and a CJK font so Chinese pages render in screenshots, when missing and
+# possible (root with apt-get); otherwise the browser tests fail and say why.
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+browser-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  missing=""; \
+	  command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	  fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-wqy-microhei"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "Installing$$missing for the browser tests ..."; \
+	    apt-get update -qq && $(APT_INSTALL) $$missing >/dev/null; \
+	  fi; \
+	fi
 
 lint: $(VENV)/.installed-dev
 	@$(PY) -m ruff check .

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
 
 from leads.models import Lead, Page
 
@@ -39,3 +40,23 @@ def visible_leads(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Lead]:
 
 def can_access_lead(user: AbstractBaseUser | AnonymousUser, lead: Lead) -> bool:
     return visible_leads(user).filter(pk=lead.pk).exists()
+
+
+def users_seeing_page(page_id: int | None) -> QuerySet:
+    """Active users who see the leads of a page (its grantees and every superuser): the
+    people a lead of that page may be assigned to."""
+    reach = Q(is_superuser=True)
+    if page_id is not None:
+        reach |= Q(page_grants__page_id=page_id)
+    return get_user_model().objects.filter(reach, is_active=True).distinct()
+
+
+def users_sharing_pages(user: AbstractBaseUser | AnonymousUser) -> QuerySet:
+    """Active users who see at least one page this user sees: the owners worth offering
+    in this user's filters."""
+    pages = visible_pages(user).values("pk")
+    return (
+        get_user_model()
+        .objects.filter(Q(is_superuser=True) | Q(page_grants__page__in=pages), is_active=True)
+        .distinct()
+    )

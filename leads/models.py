@@ -82,6 +82,10 @@ class Form(models.Model):
     # Bulk read's high-water mark: the newest `created_time` of a lead stored from this
     # form by a complete read. Advances only past leads that were stored.
     leads_synced_until = models.DateTimeField(_("leads synced until"), null=True, blank=True)
+    # The last bulk read of this form (sync_leads or reconciliation) and why it failed, if
+    # it did: admins see a form whose reads keep failing instead of a silent gap.
+    leads_sync_at = models.DateTimeField(_("leads last read"), null=True, blank=True)
+    leads_sync_error = models.TextField(_("last read error"), blank=True)
     synced_at = models.DateTimeField(_("forms synced at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -190,6 +194,11 @@ class Lead(models.Model):
         verbose_name_plural = _("leads")
         indexes = [
             models.Index(fields=["stage", "-created_time"], name="lead_stage_created"),
+            # A salesperson sees some pages only: per-stage counts of their leads read
+            # this index alone, and their newest-first list walks the second one, instead
+            # of loading every lead row of their pages (100,000-lead board and list).
+            models.Index(fields=["page", "stage"], name="lead_page_stage"),
+            models.Index(fields=["page", "-created_time"], name="lead_page_created"),
             models.Index(
                 fields=["fetch_status", "fetch_after"],
                 name="lead_fetch_due",
