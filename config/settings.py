@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -79,6 +80,10 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                # Banners for things that need attention; each app owns its own and the
+                # base template renders `<app>_banners` (lazy: no query unless rendered).
+                "leads.context_processors.banners",
             ],
         },
     },
@@ -148,7 +153,9 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "crm:login"
+LOGIN_REDIRECT_URL = "crm:board"
+LOGOUT_REDIRECT_URL = "crm:login"
 
 # --- Security (production) -------------------------------------------------------------
 if not DEBUG:
@@ -258,9 +265,32 @@ LEAD_FETCH_INLINE_BACKOFF = env.float("LEAD_FETCH_INLINE_BACKOFF", default=1.0)
 LEAD_FETCH_MAX_ATTEMPTS = env.int("LEAD_FETCH_MAX_ATTEMPTS", default=8)
 LEAD_FETCH_BACKOFF = env.float("LEAD_FETCH_BACKOFF", default=30.0)
 
+# Bulk read (sync_leads and the scheduled reconciliation): leads per Graph page, and how
+# far behind "now" a form's high-water mark stays, because Meta can list a lead a few
+# minutes after its created_time (the next run then reads those minutes again).
+LEAD_SYNC_PAGE_SIZE = env.int("LEAD_SYNC_PAGE_SIZE", default=500)
+LEAD_SYNC_SAFETY_LAG = env.int("LEAD_SYNC_SAFETY_LAG", default=300)
+# Minutes between reconciliation runs (bulk read of every connected form); 0 turns it off.
+RECONCILE_MINUTES = env.int("RECONCILE_MINUTES", default=15)
+
 # Page tokens are encrypted with this key (Fernet); derived from SECRET_KEY when unset.
 # Set it explicitly so rotating SECRET_KEY does not make stored tokens unreadable.
 TOKEN_ENCRYPTION_KEY = env.str("TOKEN_ENCRYPTION_KEY", default="")
+
+# --- Conversions API (capi) ------------------------------------------------------------
+# Events per POST to /{dataset}/events: Meta accepts at most 1000.
+CAPI_MAX_BATCH = min(env.int("CAPI_MAX_BATCH", default=1000), 1000)
+# Transient failures (5xx, timeouts) an event survives before it is marked failed, and the
+# first back-off in seconds (doubled per failure, at most an hour). Throttling by Meta
+# never counts as a failure; the age limit below bounds every wait.
+CAPI_MAX_ATTEMPTS = env.int("CAPI_MAX_ATTEMPTS", default=10)
+CAPI_BACKOFF = env.float("CAPI_BACKOFF", default=60.0)
+# Meta refuses events older than 7 days; older pending events are marked expired.
+CAPI_EVENT_MAX_AGE_DAYS = env.int("CAPI_EVENT_MAX_AGE_DAYS", default=7)
+# Batching window in seconds: the sender waits up to this long after an event is written
+# for more to join its batch (a full batch goes at once), so a burst of moves leaves full
+# batches and a single move is sent about this long after it was made. 0: no waiting.
+CAPI_BATCH_WINDOW = env.float("CAPI_BATCH_WINDOW", default=2.0)
 
 LOGGING = {
     "version": 1,

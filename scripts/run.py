@@ -122,6 +122,8 @@ def main() -> int:
     environ.Env.read_env(ENV_FILE, overwrite=False)
     os.environ.setdefault("LEADLOOP_ENV_FILE", str(ENV_FILE))
     manage("migrate", "--noinput", "-v", "0")
+    # The UI's translations (.po -> .mo, with polib: no GNU gettext needed).
+    manage("compile_translations", "-v", "0")
     manage("collectstatic", "--noinput", "-v", "0")
     login = ensure_admin()
     host = os.environ.get("HOST", "127.0.0.1")
