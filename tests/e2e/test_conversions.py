@@ -77,6 +77,11 @@ def test_a_new_lead_and_an_api_move_reach_meta_as_conversion_events(capi_stack):
         )
         assert moved.status_code == 200, moved.text
         wait_until(lambda: len(meta.events) >= 2, timeout=45)
+        # Meta has the event; the worker records Meta's answer a moment later.
+        wait_until(
+            lambda: not ConversionEvent.objects.filter(lead=lead).exclude(status="sent").exists(),
+            timeout=45,
+        )
     except AssertionError:
         raise AssertionError(stack.output()) from None
 
