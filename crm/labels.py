@@ -73,7 +73,7 @@ class StageChoices:
                 (
                     (
                         option.slug,
-                        mark_safe(" selected") if option.pk == current else "",
+                        mark_safe(" selected") if option.pk == current else "",  # nosec B308 - a constant
                         option.label,
                     )
                     for option in self.options
