@@ -45,7 +45,7 @@ lint: $(VENV)/.installed-dev
 	@$(PY) -m ruff format --check .
 
 bench: $(VENV)/.installed-dev
-	@for script in bench/*; do [ -x "$$script" ] && $(PY) "$$script"; done; true
+	@$(PY) scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles .run
