@@ -24,6 +24,7 @@ from capi import sending
 from capi.models import ConversionEvent, SendAttempt, SenderState
 from capi.outbox import queue_send_on_commit
 from capi.user_data import MATCH_KEYS, match_keys
+from leads.admin import CappedCountPaginator, LeadAdmin
 
 
 def _pretty_json(value: Any) -> str:
@@ -64,6 +65,33 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
 
+class ConversionEventInline(admin.TabularInline):
+    """The lead's conversion events on its admin page (leads never imports capi, so this
+    inline joins through `LeadAdmin.extra_inlines`)."""
+
+    model = ConversionEvent
+    fk_name = "lead"
+    extra = 0
+    can_delete = False
+    fields = ["event_link", "event_name", "status", "attempts", "sent_at", "last_error"]
+    readonly_fields = fields
+    ordering = ["-pk"]
+
+    @admin.display(description=_("event id"))
+    def event_link(self, obj: ConversionEvent) -> str:
+        url = reverse("admin:capi_conversionevent_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.event_id)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+LeadAdmin.extra_inlines.append(ConversionEventInline)
+
+
 @admin.register(ConversionEvent)
 class ConversionEventAdmin(ReadOnlyAdmin):
     list_display = [
@@ -79,6 +107,7 @@ class ConversionEventAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status", "event_name", "dataset_id"]
     search_fields = ["=event_id", "=lead__leadgen_id"]
+    paginator = CappedCountPaginator
     show_full_result_count = False
     actions = ["retry_failed"]
     fields = [
@@ -189,6 +218,7 @@ class SendAttemptAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["outcome", "dataset_id", "http_status"]
     search_fields = ["=fbtrace_id", "=dataset_id"]
+    paginator = CappedCountPaginator
     show_full_result_count = False
     actions = None
     fields = [

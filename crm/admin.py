@@ -1,4 +1,6 @@
-"""Admin for the people side: page access grants (like Meta's Leads Access Manager)."""
+"""Admin for the people side: page access grants (like Meta's Leads Access Manager), owners
+and notes. The lead page shows the lead's notes through `LeadAdmin.extra_inlines` (leads
+never imports crm)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 
 from crm.models import Assignment, Note, PageAccess
+from leads.admin import LeadAdmin
 
 User = get_user_model()
 
@@ -46,12 +49,32 @@ class LeadloopUserAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, PageAccessInline]
 
 
+class NoteInline(admin.TabularInline):
+    """The lead's notes on its admin page, read-only (notes are written in the sales UI)."""
+
+    model = Note
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "author", "body"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("author")
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+LeadAdmin.extra_inlines.append(NoteInline)
+
+
 @admin.register(Note)
 class NoteAdmin(admin.ModelAdmin):
     list_display = ["lead", "author", "created_at"]
     list_select_related = ["lead", "author"]
     raw_id_fields = ["lead"]
     readonly_fields = ["created_at"]
+    show_full_result_count = False
 
 
 @admin.register(Assignment)
@@ -60,3 +83,4 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_select_related = ["lead", "owner"]
     raw_id_fields = ["lead"]
     readonly_fields = ["assigned_at", "assigned_by"]
+    show_full_result_count = False

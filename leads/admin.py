@@ -1,24 +1,86 @@
-"""Admin for the lead domain: enough to see every lead's state and every delivery.
+"""Admin for the lead domain: enough to see every lead's state and every delivery, and to
+fix things without a shell. Every action delegates to a service of `leads`.
 
 Tokens are write-only here: the encrypted column is never rendered, and a new token goes
-through `leads.pages.set_page_token` so parked leads resume.
+through `leads.pages.connect_page` (checked against Meta) so parked leads resume.
+
+Extension point: `leads` imports neither `crm` nor `capi`, so their admin modules add their
+inlines to the lead page by appending inline classes to `LeadAdmin.extra_inlines` when they
+are imported (admin autodiscovery imports `leads.admin` first: INSTALLED_APPS order).
+
+Big tables (leads, deliveries, stage changes, and capi's events) use `CappedCountPaginator`
+and `show_full_result_count = False`, and every column comes from the row or a joined row,
+so a changelist is a fixed number of queries however many rows it lists.
 """
 
 from __future__ import annotations
 
+import csv
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Count, F, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from leads import csv_import
+from leads import csv_import, fetching, queue
 from leads.graph import GraphError
+from leads.ingestion import NotReprocessable, reprocess_delivery
 from leads.models import Form, Lead, Page, PipelineStage, StageChange, WebhookDelivery
 from leads.pages import connect_page
+from leads.pipeline import move_stage
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most CAP rows: `COUNT(*)` over 100,000+ rows on every changelist load is
+    what makes a big admin slow on PostgreSQL. Up to CAP the count is exact; beyond it an
+    unfiltered PostgreSQL table reports the planner's estimate (pg_class.reltuples) and
+    anything else reports CAP, so the last pages of a huge unfiltered list are reached by
+    filtering or searching rather than by paging."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:  # type: ignore[override]
+        rows = self.object_list
+        if not isinstance(rows, QuerySet):
+            return super().count
+        capped = rows.order_by()[: self.CAP + 1].count()
+        if capped <= self.CAP:
+            return capped
+        return max(_estimated_rows(rows) or 0, self.CAP)
+
+
+def _estimated_rows(rows: QuerySet) -> int | None:
+    connection = connections[rows.db]
+    if connection.vendor != "postgresql" or rows.query.where:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+            [rows.model._meta.db_table],
+        )
+        found = cursor.fetchone()
+    return int(found[0]) if found and found[0] and found[0] > 0 else None
+
+
+def _pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 class PageAdminForm(forms.ModelForm):
@@ -52,17 +114,44 @@ class PageAdminForm(forms.ModelForm):
 @admin.register(Page)
 class PageAdmin(admin.ModelAdmin):
     form = PageAdminForm
-    list_display = ["page_id", "name", "token_status", "token_checked_at", "forms_count"]
+    list_display = [
+        "page_id",
+        "name",
+        "token_status",
+        "token_checked_at",
+        "forms_count",
+        "connected_at",
+    ]
     list_filter = ["token_status"]
     search_fields = ["page_id", "name"]
-    readonly_fields = ["token_status", "token_checked_at", "token_error", "connected_at"]
+    readonly_fields = [
+        "token_state",
+        "token_status",
+        "token_checked_at",
+        "token_error",
+        "forms_count",
+        "connected_at",
+    ]
+    actions = ["sync_now"]
+    show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Page]:
         return super().get_queryset(request).annotate(forms_total=Count("forms"))
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Page | None = None) -> list[str]:
+        # The page id names the page at Meta: fixed once the page exists.
+        return [*self.readonly_fields, "page_id"] if obj else list(self.readonly_fields)
+
     @admin.display(description=_("forms"), ordering="forms_total")
     def forms_count(self, obj: Page) -> int:
-        return obj.forms_total  # type: ignore[attr-defined]
+        return getattr(obj, "forms_total", 0)
+
+    @admin.display(description=_("token"))
+    def token_state(self, obj: Page) -> str:
+        # Whether there is one, never what it is.
+        if obj.has_own_token:
+            return str(_("The page's own token is stored (encrypted)."))
+        return str(_("No token of its own: META_ACCESS_TOKEN is used if set."))
 
     def save_model(
         self, request: HttpRequest, obj: Page, form: PageAdminForm, change: bool
@@ -73,11 +162,51 @@ class PageAdmin(admin.ModelAdmin):
             obj.pk = result.page.pk
             obj.token_encrypted = result.page.token_encrypted
             obj.token_status = result.page.token_status
+            obj.token_checked_at = result.page.token_checked_at
+            obj.token_error = ""
+            obj.connected_at = result.page.connected_at
             messages.info(
                 request,
                 _("Token verified and stored; %(n)d leads resumed.") % {"n": result.leads_resumed},
             )
         super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Sync now: reload forms and read their leads"))
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[Page]) -> None:
+        queue_sync(self, request, pages=list(queryset.order_by("pk")), forms=[])
+
+
+def queue_sync(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, *, pages: list[Page], forms: list[Form]
+) -> None:
+    """Queue a bulk read (leads.tasks.sync_now) after commit. A read can page through
+    thousands of leads and wait out Meta's throttling, far longer than a request may take,
+    so it runs in a worker; pages and forms without a usable token are reported here."""
+    usable_pages = [page for page in pages if fetching.usable_token(page)]
+    usable_forms = [form for form in forms if fetching.usable_token(form.page)]
+    skipped = len(pages) - len(usable_pages) + len(forms) - len(usable_forms)
+    if usable_pages or usable_forms:
+        queue.enqueue_on_commit(
+            "leads.tasks.sync_now",
+            [page.pk for page in usable_pages],
+            [form.pk for form in usable_forms],
+        )
+        modeladmin.message_user(
+            request,
+            _(
+                "Sync queued for %(pages)d pages and %(forms)d forms; it runs in the background "
+                "(see Background tasks), and each form's last read shows its outcome."
+            )
+            % {"pages": len(usable_pages), "forms": len(usable_forms)},
+            messages.SUCCESS,
+        )
+    if skipped:
+        modeladmin.message_user(
+            request,
+            _("%(n)d selected had no usable token and were skipped: replace the page's token.")
+            % {"n": skipped},
+            messages.WARNING,
+        )
 
 
 @admin.register(Form)
@@ -89,19 +218,83 @@ class FormAdmin(admin.ModelAdmin):
         "status",
         "leads_synced_until",
         "leads_sync_at",
+        "last_read",
         "synced_at",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "page"]
     list_select_related = ["page"]
     search_fields = ["form_id", "name"]
-    readonly_fields = [
-        "questions",
+    fields = [
+        "form_id",
+        "name",
+        "page",
+        "status",
+        "locale",
+        "questions_table",
+        "meta_created_time",
         "leads_synced_until",
         "leads_sync_at",
+        "last_read",
+        "leads_sync_error",
+        "synced_at",
+    ]
+    readonly_fields = [
+        "questions_table",
+        "leads_synced_until",
+        "leads_sync_at",
+        "last_read",
         "leads_sync_error",
         "synced_at",
         "meta_created_time",
     ]
+    raw_id_fields = ["page"]
+    actions = ["sync_now"]
+    show_full_result_count = False
+
+    @admin.display(description=_("last read"))
+    def last_read(self, obj: Form) -> str:
+        if obj.leads_sync_at is None:
+            return str(_("never read"))
+        if obj.leads_sync_error:
+            return str(_("failed: %(e)s") % {"e": obj.leads_sync_error[:200]})
+        return str(_("complete"))
+
+    @admin.display(description=_("questions"))
+    def questions_table(self, obj: Form) -> str:
+        questions = [q for q in obj.questions or [] if isinstance(q, dict)]
+        if not questions:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    q.get("key", ""),
+                    q.get("label", ""),
+                    q.get("type", ""),
+                    ", ".join(
+                        str(o.get("value") or o.get("key") or o) if isinstance(o, dict) else str(o)
+                        for o in q.get("options") or []
+                    ),
+                )
+                for q in questions
+            ),
+        )
+        return format_html(
+            '<table class="leadloop-questions"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            "<th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("key"),
+            _("label"),
+            _("type"),
+            _("options"),
+            rows,
+        )
+
+    @admin.action(description=_("Sync now: read the leads of these forms"))
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[Form]) -> None:
+        queue_sync(
+            self, request, pages=[], forms=list(queryset.select_related("page").order_by("pk"))
+        )
 
 
 @admin.register(PipelineStage)
@@ -115,9 +308,45 @@ class StageChangeInline(admin.TabularInline):
     model = StageChange
     extra = 0
     can_delete = False
-    readonly_fields = ["from_stage", "to_stage", "changed_at", "changed_by", "via"]
+    fields = ["changed_at", "from_stage", "to_stage", "changed_by", "via"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StageChange]:
+        return super().get_queryset(request).select_related("from_stage", "to_stage", "changed_by")
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(StageChange)
+class StageChangeAdmin(admin.ModelAdmin):
+    """The pipeline's history, read-only: a change is made only by moving a lead."""
+
+    list_display = ["id", "changed_at", "lead_link", "from_stage", "to_stage", "changed_by", "via"]
+    list_filter = ["via", "to_stage", ("changed_at", admin.DateFieldListFilter)]
+    list_select_related = ["from_stage", "to_stage", "changed_by"]
+    search_fields = ["=lead__leadgen_id"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    fields = ["lead_link", "from_stage", "to_stage", "changed_at", "changed_by", "via"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StageChange]:
+        # The leadgen id as a column: the lead row (answers, raw JSON) is never loaded.
+        return super().get_queryset(request).annotate(leadgen=F("lead__leadgen_id"))
+
+    @admin.display(description=_("lead (leadgen id)"), ordering="lead__leadgen_id")
+    def lead_link(self, obj: StageChange) -> str:
+        url = reverse("admin:leads_lead_change", args=[obj.lead_id])
+        return format_html('<a href="{}">{}</a>', url, getattr(obj, "leadgen", obj.lead_id))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 
@@ -146,27 +375,394 @@ class CsvImportForm(forms.Form):
         return upload
 
 
+class PlatformFilter(admin.SimpleListFilter):
+    """Fixed choices: `SELECT DISTINCT platform` would scan every lead on each page load."""
+
+    title = _("platform")
+    parameter_name = "platform"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("fb", "Facebook"), ("ig", "Instagram")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Lead]) -> QuerySet[Lead]:
+        return queryset.filter(platform=self.value()) if self.value() else queryset
+
+
+class MoveStageForm(forms.Form):
+    stage = forms.ModelChoiceField(
+        label=_("Move to stage"), queryset=PipelineStage.objects.all(), empty_label=None
+    )
+
+
+# A cell starting with these is run as a formula by spreadsheets (CSV injection); phone
+# numbers such as "+34 612..." are data and are left alone.
+_FORMULA = re.compile(r"^[=@\t\r]|^[+\-](?![\d\s().]+$)")
+EXPORT_COLUMNS = [
+    "id",
+    "leadgen_id",
+    "created_time",
+    "full_name",
+    "email",
+    "phone",
+    "stage",
+    "page",
+    "form",
+    "form_name",
+    "ad_id",
+    "ad_name",
+    "adset_id",
+    "adset_name",
+    "campaign_id",
+    "campaign_name",
+    "platform",
+    "is_organic",
+    "source",
+    "fetch_status",
+    "answers",
+    "disclaimers",
+]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return "'" + text if _FORMULA.match(text) else text
+
+
+def _answer_pairs(field_data: Any) -> list[tuple[str, list[str]]]:
+    """(question key, values) for each answer, read defensively: stored as Meta sent it."""
+    pairs = []
+    for item in field_data if isinstance(field_data, list) else []:
+        if isinstance(item, dict):
+            values = item.get("values")
+            values = values if isinstance(values, list) else [values]
+            pairs.append((str(item.get("name", "")), [str(v) for v in values if v is not None]))
+    return pairs
+
+
+def _disclaimer_pairs(responses: Any) -> list[tuple[str, bool]]:
+    pairs = []
+    for item in responses if isinstance(responses, list) else []:
+        if isinstance(item, dict):
+            checked = item.get("is_checked")
+            is_checked = checked is True or str(checked).strip().lower() in ("1", "true")
+            pairs.append((str(item.get("checkbox_key") or "?"), is_checked))
+    return pairs
+
+
+def lead_csv_lines(leads: QuerySet[Lead]) -> Iterator[str]:
+    """CSV lines (BOM first, so spreadsheets read UTF-8) for `leads`, read in chunks so
+    100,000 leads never sit in memory. The sales UI's export (crm) has a column per
+    question; this one keeps every answer in one `key: values` cell."""
+    writer = csv.writer(_Echo())
+    yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
+    rows = (
+        leads.defer(None)
+        .select_related("page", "form", "stage")
+        .defer("graph_data")
+        .iterator(chunk_size=2000)
+    )
+    for lead in rows:
+        answers = "; ".join(f"{k}: {', '.join(v)}" for k, v in _answer_pairs(lead.field_data))
+        disclaimers = "; ".join(
+            f"{key}={'checked' if checked else 'unchecked'}"
+            for key, checked in _disclaimer_pairs(lead.custom_disclaimer_responses)
+        )
+        values = [
+            lead.pk,
+            lead.leadgen_id,
+            lead.created_time,
+            lead.full_name,
+            lead.email,
+            lead.phone,
+            lead.stage.slug if lead.stage else "",
+            lead.page.page_id if lead.page else "",
+            lead.form.form_id if lead.form else "",
+            lead.form.name if lead.form else "",
+            lead.ad_id,
+            lead.ad_name,
+            lead.adset_id,
+            lead.adset_name,
+            lead.campaign_id,
+            lead.campaign_name,
+            lead.platform,
+            lead.is_organic,
+            lead.source,
+            lead.fetch_status,
+            answers,
+            disclaimers,
+        ]
+        yield writer.writerow([_cell(value) for value in values])
+
+
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
     list_display = [
         "leadgen_id",
         "full_name",
         "email",
+        "page",
         "form",
         "stage",
         "fetch_status",
+        "source",
         "created_time",
     ]
-    list_filter = ["fetch_status", "stage", "source", "is_organic", "platform"]
-    list_select_related = ["form", "stage"]
-    search_fields = ["leadgen_id", "email", "phone", "full_name"]
-    # Every column is read-only: a stage moves only through leads.pipeline.move_stage.
-    readonly_fields = [f.name for f in Lead._meta.fields]
-    inlines = [StageChangeInline]
+    list_filter = [
+        "page",
+        "form",
+        "stage",
+        "is_organic",
+        PlatformFilter,
+        ("created_time", admin.DateFieldListFilter),
+        "fetch_status",
+        "source",
+    ]
+    list_select_related = ["page", "form", "stage"]
+    search_fields = ["=leadgen_id", "email", "phone", "full_name"]
+    paginator = CappedCountPaginator
     show_full_result_count = False
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "leadgen_id",
+                    "full_name",
+                    "email",
+                    "phone",
+                    "stage",
+                    "stage_changed_at",
+                    "page",
+                    "form",
+                    "created_time",
+                    "created_at",
+                ]
+            },
+        ),
+        (_("Answers"), {"fields": ["answers_table", "disclaimers_table"]}),
+        (
+            _("Ad"),
+            {
+                "fields": [
+                    "ad_id",
+                    "ad_name",
+                    "adset_id",
+                    "adset_name",
+                    "campaign_id",
+                    "campaign_name",
+                    "is_organic",
+                    "platform",
+                    "partner_name",
+                    "retailer_item_id",
+                ]
+            },
+        ),
+        (
+            _("Fetch"),
+            {
+                "fields": [
+                    "source",
+                    "fetch_status",
+                    "fetch_attempts",
+                    "fetch_error",
+                    "fetch_after",
+                    "fetch_claimed_at",
+                    "fetched_at",
+                    "first_delivery_link",
+                    "updated_at",
+                ]
+            },
+        ),
+        (_("Raw data from Meta"), {"fields": ["raw_graph_json"]}),
+    ]
+    # Every column is read-only: a stage moves only through leads.pipeline.move_stage.
+    readonly_fields = [
+        *(f.name for f in Lead._meta.fields),
+        "answers_table",
+        "disclaimers_table",
+        "raw_graph_json",
+        "first_delivery_link",
+    ]
+    inlines = [StageChangeInline]
+    # crm and capi append their inline classes here (notes, conversion events): see the
+    # module docstring. Class-level on purpose: the registered instance reads it per request.
+    extra_inlines: ClassVar[list[type[admin.options.InlineModelAdmin]]] = []
+    actions = ["refetch", "refetch_complete", "move_to_stage", "export_csv"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_inlines(self, request: HttpRequest, obj: Lead | None) -> list:
+        return [*self.inlines, *self.extra_inlines]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Lead]:
+        queryset = super().get_queryset(request)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "leads_lead_changelist":
+            # The list shows none of the JSON columns: 100 rows of raw Graph answers are
+            # the bulk of the page's bytes otherwise. Actions re-read what they need.
+            queryset = queryset.defer("field_data", "custom_disclaimer_responses", "graph_data")
+        return queryset
+
+    # -- Rendering: every value passes through format_html, so answers are escaped.
+
+    @admin.display(description=_("answers"))
+    def answers_table(self, obj: Lead) -> SafeString | str:
+        pairs = _answer_pairs(obj.field_data)
+        if not pairs:
+            return "—"
+        labels: dict[str, str] = {}
+        questions = obj.form.questions if obj.form and isinstance(obj.form.questions, list) else []
+        for question in questions:
+            if isinstance(question, dict) and question.get("key"):
+                labels[str(question["key"])] = str(question.get("label") or question["key"])
+        rows = format_html_join(
+            "",
+            '<tr><th scope="row">{}</th><td><code>{}</code></td><td>{}</td></tr>',
+            (
+                (labels.get(key, key), key, format_html_join(", ", "{}", ((v,) for v in values)))
+                for key, values in pairs
+            ),
+        )
+        return format_html(
+            '<table class="leadloop-answers"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            "</tr></thead><tbody>{}</tbody></table>",
+            _("question"),
+            _("key"),
+            _("values"),
+            rows,
+        )
+
+    @admin.display(description=_("disclaimers"))
+    def disclaimers_table(self, obj: Lead) -> SafeString | str:
+        pairs = _disclaimer_pairs(obj.custom_disclaimer_responses)
+        if not pairs:
+            return "—"
+        return format_html(
+            '<ul class="leadloop-disclaimers">{}</ul>',
+            format_html_join(
+                "",
+                "<li>{} <code>{}</code>: {}</li>",
+                (
+                    ("☑" if checked else "☐", key, _("checked") if checked else _("unchecked"))
+                    for key, checked in pairs
+                ),
+            ),
+        )
+
+    @admin.display(description=_("Graph API answer"))
+    def raw_graph_json(self, obj: Lead) -> SafeString:
+        return format_html(
+            "<details><summary>{}</summary><pre>{}</pre></details>",
+            _("Show the raw JSON"),
+            _pretty_json(
+                {
+                    "graph_data": obj.graph_data,
+                    "field_data": obj.field_data,
+                    "custom_disclaimer_responses": obj.custom_disclaimer_responses,
+                }
+            ),
+        )
+
+    @admin.display(description=_("first delivery"))
+    def first_delivery_link(self, obj: Lead) -> SafeString | str:
+        if obj.first_delivery_id is None:
+            return "—"
+        url = reverse("admin:leads_webhookdelivery_change", args=[obj.first_delivery_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.first_delivery_id)
+
+    # -- Actions: each delegates to a service of `leads`.
+
+    @admin.action(description=_("Re-fetch from Meta (leads not complete)"), permissions=["change"])
+    def refetch(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        self._refetch(request, queryset, include_complete=False)
+
+    @admin.action(
+        description=_("Re-fetch from Meta, complete leads included"), permissions=["change"]
+    )
+    def refetch_complete(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        self._refetch(request, queryset, include_complete=True)
+
+    def _refetch(
+        self, request: HttpRequest, queryset: QuerySet[Lead], *, include_complete: bool
+    ) -> None:
+        queued = fetching.refetch(queryset, include_complete=include_complete)
+        self.message_user(
+            request,
+            ngettext(
+                "%(n)d lead will be fetched from Meta.",
+                "%(n)d leads will be fetched from Meta.",
+                queued,
+            )
+            % {"n": queued},
+            messages.SUCCESS if queued else messages.INFO,
+        )
+
+    @admin.action(description=_("Move to stage…"), permissions=["change"])
+    def move_to_stage(
+        self, request: HttpRequest, queryset: QuerySet[Lead]
+    ) -> TemplateResponse | None:
+        form = MoveStageForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            stage = form.cleaned_data["stage"]
+            moved = unchanged = waiting = 0
+            for lead in (
+                queryset.select_related(None).only("pk", "stage", "fetch_status").order_by("pk")
+            ):
+                if lead.stage_id is None and lead.fetch_status != Lead.FetchStatus.COMPLETE:
+                    # It enters the pipeline when its data arrives; moving it before would
+                    # report a stage to Meta for a lead we know nothing about yet.
+                    waiting += 1
+                    continue
+                change = move_stage(lead, stage=stage, via=StageChange.Via.ADMIN, by=request.user)
+                if change is None:
+                    unchanged += 1
+                else:
+                    moved += 1
+            self.message_user(
+                request,
+                _("%(moved)d moved to %(stage)s, %(same)d already there.")
+                % {"moved": moved, "stage": stage, "same": unchanged},
+                messages.SUCCESS,
+            )
+            if waiting:
+                self.message_user(
+                    request,
+                    _("%(n)d not moved: their data has not arrived from Meta yet.")
+                    % {"n": waiting},
+                    messages.WARNING,
+                )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Move leads to a stage"),
+            "form": form,
+            "count": queryset.count(),
+            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "preserved_query": request.GET.urlencode(),
+        }
+        return TemplateResponse(request, "admin/leads/lead/move_stage.html", context)
+
+    @admin.action(description=_("Export CSV"), permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(
+            lead_csv_lines(queryset), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="leads-{stamp}.csv"'
+        return response
 
     # -- CSV import: leads.add_lead lets a user import (no lead is ever added by hand).
 
@@ -227,25 +823,96 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "signature_valid",
         "changes_count",
         "leads_created",
+        "short_error",
     ]
-    list_filter = ["status", "signature_valid"]
-    readonly_fields = [
+    list_filter = ["status", "signature_valid", ("received_at", admin.DateFieldListFilter)]
+    fields = [
         "received_at",
-        "body_text",
-        "headers",
-        "signature_valid",
         "status",
+        "signature_valid",
         "error",
         "changes_count",
         "leads_created",
         "processed_at",
+        "headers_table",
+        "body_text",
     ]
-    exclude = ["body"]
+    readonly_fields = fields
+    paginator = CappedCountPaginator
     show_full_result_count = False
+    actions = ["reprocess"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
+        queryset = super().get_queryset(request)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "leads_webhookdelivery_changelist":
+            # Bodies can be up to the size limit each; the list shows none of them.
+            queryset = queryset.defer("body", "headers")
+        return queryset
+
+    @admin.display(description=_("error"))
+    def short_error(self, obj: WebhookDelivery) -> str:
+        return obj.error[:120]
 
     @admin.display(description=_("raw body"))
-    def body_text(self, obj: WebhookDelivery) -> str:
-        return bytes(obj.body).decode("utf-8", errors="replace")
+    def body_text(self, obj: WebhookDelivery) -> SafeString:
+        text = bytes(obj.body).decode("utf-8", errors="replace")
+        try:
+            pretty = _pretty_json(json.loads(text))
+        except ValueError:
+            return format_html("<pre>{}</pre>", text)
+        return format_html(
+            "<pre>{}</pre><details><summary>{}</summary><pre>{}</pre></details>",
+            text,
+            _("Indented"),
+            pretty,
+        )
+
+    @admin.display(description=_("headers"))
+    def headers_table(self, obj: WebhookDelivery) -> SafeString | str:
+        headers = obj.headers if isinstance(obj.headers, dict) else {}
+        if not headers:
+            return "—"
+        return format_html(
+            "<table>{}</table>",
+            format_html_join(
+                "",
+                '<tr><th scope="row">{}</th><td><code>{}</code></td></tr>',
+                sorted(headers.items()),
+            ),
+        )
+
+    @admin.action(description=_("Reprocess (validly signed deliveries only)"))
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        done = refused = created = 0
+        for delivery in queryset.only("pk").order_by("pk"):
+            try:
+                before = WebhookDelivery.objects.values_list("leads_created", flat=True).get(
+                    pk=delivery.pk
+                )
+                result = reprocess_delivery(delivery)
+            except NotReprocessable:
+                refused += 1
+                continue
+            done += 1
+            created += result.leads_created - before
+        self.message_user(
+            request,
+            _("%(done)d deliveries reprocessed; %(created)d new leads.")
+            % {"done": done, "created": created},
+            messages.SUCCESS if done else messages.INFO,
+        )
+        if refused:
+            self.message_user(
+                request,
+                _("%(n)d deliveries were not validly signed and were left alone.") % {"n": refused},
+                messages.WARNING,
+            )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # The changelist keeps the permission (for the action); a stored delivery is
+        # evidence and is never edited.
+        return obj is None and super().has_change_permission(request, obj)

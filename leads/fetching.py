@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from leads import crypto, queue
@@ -251,6 +251,35 @@ def resume_page(page: Page) -> int:
             fetch_after=timezone.now(),
             fetch_error="",
             updated_at=timezone.now(),
+        )
+        queue.enqueue_fetches_on_commit(ids)
+    return len(ids)
+
+
+def refetch(leads: QuerySet[Lead], *, include_complete: bool = False) -> int:
+    """Queue a fresh fetch of `leads` (the admin's "re-fetch from Meta"); returns how many.
+
+    Pending, failed and parked leads go back to pending, due now, with their attempts
+    reset. A complete lead is fetched again only with `include_complete` (an explicit
+    refresh of data Meta already gave us); a lead a worker holds (fetching) is left to it.
+    Safe to repeat: a lead already queued and still pending is queued again, but the claim
+    lets only one task fetch it, and a task arriving after the fetch finds it complete.
+    """
+    statuses = [Status.PENDING, Status.FAILED, Status.PARKED]
+    if include_complete:
+        statuses.append(Status.COMPLETE)
+    with transaction.atomic():
+        chosen = leads.order_by().filter(fetch_status__in=statuses)
+        ids = list(chosen.values_list("pk", flat=True))
+        now = timezone.now()
+        # Conditional on the status again: a lead claimed meanwhile stays with its worker.
+        Lead.objects.filter(pk__in=ids, fetch_status__in=statuses).update(
+            fetch_status=Status.PENDING,
+            fetch_attempts=0,
+            # Due now: if the queued task is lost, the next sweep picks the lead up.
+            fetch_after=now,
+            fetch_error="",
+            updated_at=now,
         )
         queue.enqueue_fetches_on_commit(ids)
     return len(ids)

@@ -58,35 +58,75 @@ def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str)
             delivery.save(update_fields=["status"])
             return delivery
         delivery.signature_valid = True
-        try:
-            with transaction.atomic():
-                _process(delivery)
-        except MalformedPayload as exc:
-            delivery.status = WebhookDelivery.Status.MALFORMED
-            delivery.error = str(exc)
-        except DatabaseError:
-            # The connection itself may be gone: let the request fail (5xx) so Meta retries.
-            raise
-        except Exception as exc:  # a bug must not lose the delivery: keep it with the error
-            logger.exception("Processing webhook delivery %s failed", delivery.pk)
-            delivery.status = WebhookDelivery.Status.FAILED
-            delivery.error = f"{exc.__class__.__name__}: {exc}"
-            delivery.changes_count = delivery.leads_created = 0
-        delivery.processed_at = timezone.now()
-        delivery.save(
-            update_fields=[
-                "signature_valid",
-                "status",
-                "error",
-                "changes_count",
-                "leads_created",
-                "processed_at",
-            ]
-        )
+        _process_signed(delivery)
     return delivery
 
 
-def _process(delivery: WebhookDelivery) -> None:
+class NotReprocessable(ValueError):
+    """The delivery cannot be processed again: its signature does not verify."""
+
+
+def reprocess_delivery(delivery: WebhookDelivery) -> WebhookDelivery:
+    """Process a stored delivery's leadgen changes again (after a bug fix, or when it failed
+    midway); returns the updated delivery.
+
+    Only a delivery stored as validly signed whose stored bytes still verify against its
+    stored signature header is processed: an unsigned or tampered one never is
+    (NotReprocessable). Safe to repeat: a leadgen id that already has a lead is not created
+    again, and only leads created by this run are queued for a fetch, so a complete lead is
+    never fetched a second time on a reprocess's account. `leads_created` accumulates.
+    """
+    with transaction.atomic():
+        # Locked so two admins reprocessing the same delivery run one after the other.
+        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+        headers = delivery.headers if isinstance(delivery.headers, dict) else {}
+        signature = headers.get("HTTP_X_HUB_SIGNATURE_256")
+        if not delivery.signature_valid or not signature_is_valid(
+            bytes(delivery.body), signature, settings.META_APP_SECRET
+        ):
+            raise NotReprocessable(
+                f"Delivery {delivery.pk} is not validly signed; it is never processed."
+            )
+        _process_signed(delivery)
+    return delivery
+
+
+def _process_signed(delivery: WebhookDelivery) -> None:
+    """Process a verified delivery in a savepoint and save its outcome. On failure the
+    savepoint is rolled back and the delivery keeps the error (MALFORMED or FAILED)."""
+    already = delivery.leads_created
+    try:
+        with transaction.atomic():
+            created = _process(delivery)
+    except MalformedPayload as exc:
+        delivery.status = WebhookDelivery.Status.MALFORMED
+        delivery.error = str(exc)
+        created = 0
+    except DatabaseError:
+        # The connection itself may be gone: let the request fail (5xx) so Meta retries.
+        raise
+    except Exception as exc:  # a bug must not lose the delivery: keep it with the error
+        logger.exception("Processing webhook delivery %s failed", delivery.pk)
+        delivery.status = WebhookDelivery.Status.FAILED
+        delivery.error = f"{exc.__class__.__name__}: {exc}"
+        delivery.changes_count = 0
+        created = 0
+    delivery.leads_created = already + created
+    delivery.processed_at = timezone.now()
+    delivery.save(
+        update_fields=[
+            "signature_valid",
+            "status",
+            "error",
+            "changes_count",
+            "leads_created",
+            "processed_at",
+        ]
+    )
+
+
+def _process(delivery: WebhookDelivery) -> int:
+    """Turn the delivery's leadgen changes into lead rows; returns how many were new."""
     payload = parse_payload(bytes(delivery.body))
     changes, problems = leadgen_changes(payload)
     delivery.changes_count = len(changes)
@@ -95,11 +135,11 @@ def _process(delivery: WebhookDelivery) -> None:
         delivery.status = (
             WebhookDelivery.Status.PROCESSED if problems else WebhookDelivery.Status.IGNORED
         )
-        return
+        return 0
     created = create_webhook_leads(changes, delivery=delivery)
-    delivery.leads_created = len(created)
     delivery.status = WebhookDelivery.Status.PROCESSED
     queue.enqueue_fetches_on_commit(created)
+    return len(created)
 
 
 def ensure_pages(page_ids: Iterable[str]) -> dict[str, Page]:
@@ -209,4 +249,12 @@ def create_webhook_leads(
     )
 
 
-__all__ = ["MalformedPayload", "ensure_forms", "ensure_pages", "kept_headers", "receive_delivery"]
+__all__ = [
+    "MalformedPayload",
+    "NotReprocessable",
+    "ensure_forms",
+    "ensure_pages",
+    "kept_headers",
+    "receive_delivery",
+    "reprocess_delivery",
+]

@@ -12,9 +12,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 from django.utils import timezone
 
 from leads import bulk, fetching, queue
+from leads.models import Form, Page
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,33 @@ def sweep_lead_fetches() -> dict[str, int]:
             "Lead fetch sweep: %d released, %d resumed, %d queued", released, resumed, len(due)
         )
     return {"released": released, "resumed": resumed, "queued": len(due)}
+
+
+def sync_now(page_pks: list[int], form_pks: list[int]) -> dict[str, int]:
+    """The admin's "sync now": refresh the forms of these pages, then bulk-read the leads of
+    their forms and of `form_pks` after each form's mark. Runs in a worker because a read
+    may page through thousands of leads or wait out Meta's throttling; what is left at the
+    time budget continues in a reconciliation task. Idempotent (upserts, conditional mark).
+    """
+    pages = list(Page.objects.filter(pk__in=page_pks).order_by("pk"))
+    report = bulk.refresh_forms(pages) if pages else bulk.SyncReport()
+    forms = (
+        Form.objects.filter(
+            (Q(page__in=pages) & ~Q(status__in=bulk.SKIPPED_FORM_STATUSES)) | Q(pk__in=form_pks)
+        )
+        .select_related("page")
+        .order_by("pk")
+    )
+    report.results.extend(
+        bulk.run_forms(list(forms), deadline=time.monotonic() + _reconcile_budget())
+    )
+    _follow_up(report)
+    return {
+        "forms": len(report.results),
+        "created": report.total("created"),
+        "completed": report.total("completed"),
+        "failed": sum(1 for r in report.results if r.status == bulk.RunStatus.FAILED),
+    }
 
 
 # One reconciliation at a time: a continuation or a rescheduled run may meet the next
