@@ -8,14 +8,13 @@ involved (in the forms' order), then answers no question names, then the disclai
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from crm.selectors import lead_answers, lead_disclaimers
+from leads.export import Echo, csv_cell
 from leads.models import Form, Lead
 
 FIXED_COLUMNS = [
@@ -42,25 +41,6 @@ FIXED_COLUMNS = [
     "fetch_status",
 ]
 CHUNK = 2000
-# A cell starting with these is run as a formula by spreadsheets (CSV injection). Phone
-# numbers such as "+34 612..." are data and are left alone.
-_FORMULA = re.compile(r"^[=@\t\r]|^[+\-](?![\d\s().]+$)")
-
-
-class _Echo:
-    """A file-like object whose write returns the line, for csv.writer in a generator."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return "'" + text if _FORMULA.match(text) else text
 
 
 def question_keys(forms: Iterable[Form]) -> list[str]:
@@ -79,7 +59,7 @@ def lead_csv(leads: QuerySet[Lead], *, forms: Iterable[Form]) -> Iterator[str]:
     keys = question_keys(forms)
     # A question named like a fixed column (`email`, `full_name`) gets its own header.
     headers = [f"answer_{key}" if key in FIXED_COLUMNS else key for key in keys]
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     yield "\ufeff" + writer.writerow([*FIXED_COLUMNS, *headers, "other_answers", "disclaimers"])
     rows = (
         leads.select_related("page", "form", "stage", "assignment__owner")
@@ -126,4 +106,4 @@ def lead_csv(leads: QuerySet[Lead], *, forms: Iterable[Form]) -> Iterator[str]:
             f"{item.key}={'checked' if item.checked else 'unchecked'}"
             for item in lead_disclaimers(lead)
         )
-        yield writer.writerow([_cell(value) for value in [*fixed, *answers, other, disclaimers]])
+        yield writer.writerow([csv_cell(value) for value in [*fixed, *answers, other, disclaimers]])
