@@ -84,6 +84,8 @@ TEMPLATES = [
                 # Banners for things that need attention; each app owns its own and the
                 # base template renders `<app>_banners` (lazy: no query unless rendered).
                 "leads.context_processors.banners",
+                "capi.context_processors.banners",
+                "sandbox.context_processors.banners",
             ],
         },
     },

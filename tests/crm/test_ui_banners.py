@@ -18,6 +18,7 @@ def banners_of(client) -> list[dict]:
 
 def test_nothing_to_say_means_no_banner(login, cast, settings):
     settings.META_ACCESS_TOKEN = "app-token"  # pages without their own token can be read
+    settings.META_DATASET_ID = "1261294122522559"  # and conversions can be sent
     assert banners_of(login(cast["boss"])) == []
     assert 'class="banners"' not in login(cast["boss"]).get("/board/").content.decode()
 
@@ -93,3 +94,20 @@ def test_banners_are_lazy(rf, cast, django_assert_num_queries):
         context = banners(request)
     with django_assert_num_queries(2):
         assert list(context["leads_banners"]) is not None
+
+
+def test_conversions_not_configured_and_sandbox_banners(login, cast, settings):
+    from django.urls import reverse
+
+    settings.META_ACCESS_TOKEN = "app-token"
+    settings.META_DATASET_ID = ""
+    settings.SANDBOX_MODE = True
+    page = login(cast["boss"]).get("/board/").content.decode()
+    assert "Sandbox mode: leads come from Leadloop&#x27;s built-in Meta sandbox" in page
+    assert reverse("sandbox:events") in page
+    assert "Conversion events are not sent to Meta: META_DATASET_ID and META_ACCESS_TOKEN" in page
+    assert reverse("admin:capi_senderstate_changelist") in page
+    # Staff who are not superusers see the warning without the admin link.
+    staff = login(cast["ana"]).get("/board/").content.decode()
+    assert "Conversion events are not sent to Meta" in staff
+    assert reverse("admin:capi_senderstate_changelist") not in staff
