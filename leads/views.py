@@ -77,9 +77,16 @@ class MetaWebhookView(APIView):
         if len(body) > limit:
             return _error(413, f"Body larger than {limit} bytes.")
 
-        delivery = receive_delivery(
-            body=body, headers=kept_headers(request.META), signature=signature
-        )
+        try:
+            delivery = receive_delivery(
+                body=body, headers=kept_headers(request.META), signature=signature
+            )
+        except DatabaseError:
+            # Nothing was committed (one transaction); a 503 makes Meta deliver it again.
+            logger.exception("Webhook delivery could not be stored")
+            response = _error(503, "Temporarily unable to store the delivery; retry later.")
+            response["Retry-After"] = "60"
+            return response
         match delivery.status:
             case WebhookDelivery.Status.INVALID_SIGNATURE:
                 return _error(403, "Invalid signature.")

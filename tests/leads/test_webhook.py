@@ -328,7 +328,8 @@ def test_rolled_back_ingestion_leaves_no_lead_and_no_queued_task(client, monkeyp
         content_type="application/json",
         HTTP_X_HUB_SIGNATURE_256=sign(body, settings.META_APP_SECRET),
     )
-    assert response.status_code == 500
+    assert response.status_code == 503
+    assert response["Retry-After"] == "60"
     assert Lead.objects.count() == 0
     assert WebhookDelivery.objects.count() == 0
     assert queue_size() == 0
