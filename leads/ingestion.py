@@ -15,6 +15,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from leads import queue
+from leads.dblock import serialized_writes
 from leads.models import Form, Lead, Page, WebhookDelivery
 from leads.webhooks import (
     LeadgenChange,
@@ -50,7 +51,9 @@ def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str)
     nothing is half-written and the failure stays visible. The view answers FAILED with a
     5xx so Meta retries; database errors propagate for the same reason.
     """
-    with transaction.atomic():
+    # On SQLite, wait for the write lock here (woken at once) rather than in SQLite's
+    # sleeping busy handler; the on-commit enqueue runs inside it too.
+    with serialized_writes(), transaction.atomic():
         delivery = WebhookDelivery.objects.create(body=body, headers=dict(headers))
         # Verify the bytes we stored, not a copy that could differ from them.
         if not signature_is_valid(bytes(delivery.body), signature, settings.META_APP_SECRET):

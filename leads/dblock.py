@@ -1,0 +1,55 @@
+"""Serialising write transactions on SQLite.
+
+SQLite allows one writer at a time. When several threads and processes write at once (32
+concurrent webhooks), the losers wait in SQLite's busy handler, which sleeps in growing
+steps of up to 100 ms and so leaves the database idle while requests queue: throughput
+drops and the slowest requests wait for seconds. Taking a blocking lock first (a thread
+lock within the process, then `flock` on a file beside the database across processes)
+hands the database to the next writer the moment the last one commits.
+
+On PostgreSQL, or inside an outer transaction (which already holds what it needs), this
+does nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connections
+
+_thread_lock = threading.Lock()
+_files: dict[str, int] = {}
+
+
+def _lock_file(database: str) -> int:
+    fd = _files.get(database)
+    if fd is None:
+        fd = os.open(f"{database}.write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        _files[database] = fd
+    return fd
+
+
+@contextmanager
+def serialized_writes(using: str = "default") -> Iterator[None]:
+    connection = connections[using]
+    name = str(connection.settings_dict.get("NAME") or "")
+    if (
+        connection.vendor != "sqlite"
+        or connection.in_atomic_block
+        or not name
+        or name == ":memory:"
+        or name.startswith("file:")
+    ):
+        yield
+        return
+    with _thread_lock:
+        fd = _lock_file(name)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
