@@ -17,14 +17,12 @@ from typing import Any
 from django.db import transaction
 
 from capi import lease
-from capi.lease import SEND_TASK
 from capi.models import ConversionEvent
 from capi.user_data import build_user_data
 from leads.models import Lead, PipelineStage, StageChange
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SEND_TASK", "queue_send_on_commit", "record_stage_changes"]
 # Rows per query: under SQLite's default limit of host parameters, whatever its version.
 CHUNK = 900
 LEAD_FIELDS = ("pk", "leadgen_id", "created_time", "field_data", "email", "phone", "full_name")
@@ -81,7 +79,12 @@ def record_stage_changes(sender: Any, *, changes: Sequence[StageChange], **kwarg
 
 
 def _send_after_commit() -> None:
-    lease.request_send()
+    try:
+        lease.request_send()
+    except Exception:
+        # The move has committed; a failed request must not fail it. The event is pending
+        # and the minute schedule sends it.
+        logger.exception("Could not request a conversion send; the minute schedule will")
 
 
 def queue_send_on_commit() -> None:

@@ -88,7 +88,7 @@ BAD_EVENT_INDEX_RE = re.compile(r"\bdata\[(\d+)\]")
 TIMESTAMP_TOO_OLD_SUBCODE = 2804003
 OBJECT_MISSING_SUBCODE = 33
 # How often a sender waiting for a batch to fill looks at the outbox again.
-WINDOW_POLL = 0.1
+WINDOW_POLL = 0.05
 
 
 @dataclass

@@ -193,3 +193,19 @@ def test_a_broker_outage_leaves_no_stale_mark(monkeypatch):
     monkeypatch.undo()
     move_stage(lead, stage=stage("contacted"), via=StageChange.Via.API)
     assert [task["func"] for task in queued_tasks()] == [SEND_TASK]
+
+
+def test_a_failed_send_request_never_fails_the_committed_move(
+    monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    from capi import lease
+
+    def broken():
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(lease, "request_send", broken)
+    lead = make_lead()
+    with django_capture_on_commit_callbacks(execute=True):
+        enter_pipeline(lead)
+    assert ConversionEvent.objects.filter(lead=lead).count() == 1  # pending, for the schedule
+    assert "Could not request a conversion send" in caplog.text
