@@ -1,9 +1,26 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters
 from django.db.models import Q, QuerySet
+from rest_framework.exceptions import ValidationError
 
 from leads.models import Lead
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 date-time, compared in UTC. Offsets are applied here: PostgreSQL refuses
+    some that ISO allows (beyond ±15:59), and a date-time that cannot be expressed in UTC
+    is a bad request, not a server error."""
+
+    def filter(self, qs: QuerySet, value: dt.datetime | None) -> QuerySet:
+        if value is not None:
+            try:
+                value = value.astimezone(dt.UTC)
+            except (OverflowError, ValueError):
+                raise ValidationError({self.field_name: ["Date-time out of range."]}) from None
+        return super().filter(qs, value)
 
 
 class LeadFilter(django_filters.FilterSet):
@@ -11,10 +28,10 @@ class LeadFilter(django_filters.FilterSet):
     form = django_filters.CharFilter(field_name="form__form_id", help_text="Meta form id.")
     page = django_filters.CharFilter(field_name="page__page_id", help_text="Meta page id.")
     leadgen_id = django_filters.CharFilter(field_name="leadgen_id")
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = UTCDateTimeFilter(
         field_name="created_time", lookup_expr="gte", help_text="ISO 8601, inclusive."
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = UTCDateTimeFilter(
         field_name="created_time", lookup_expr="lt", help_text="ISO 8601, exclusive."
     )
     search = django_filters.CharFilter(

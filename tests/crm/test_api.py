@@ -289,3 +289,17 @@ def test_webhook_is_never_throttled_but_the_api_is(world, monkeypatch):
     assert throttled["error"]["code"] == "throttled"
     webhook = APIClient()
     assert [webhook.get("/webhooks/meta/").status_code for _ in range(5)] == [403] * 5
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"created_after": "0671-02-20T02:29:36-22:09"}, 200),
+        ({"created_after": "2025-01-02T00:00:00+14:00"}, 200),
+        ({"created_before": "0001-01-01T00:00:00+01:00"}, 400),
+        ({"created_after": "not a date"}, 400),
+    ],
+)
+def test_odd_but_valid_offsets_work_and_impossible_dates_are_400(world, query, status):
+    response = api(world["boss"]).get("/api/v1/leads/", query)
+    assert response.status_code == status, response.content
