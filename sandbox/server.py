@@ -731,7 +731,8 @@ class MetaSandbox:
         if self._server is None and self.port == 0:
             raise RuntimeError("sandbox not started; the port is chosen on start()")
         # A wildcard bind is not an address a client can use; point at loopback instead.
-        wildcard = self.host in ("", "0.0.0.0", "::")  # noqa: S104 # nosec B104 - a comparison, not a bind
+        # bandit B104: a comparison, not a bind
+        wildcard = self.host in ("", "0.0.0.0", "::")  # noqa: S104  # nosec B104
         host = "127.0.0.1" if wildcard else self.host
         if ":" in host:
             host = f"[{host}]"

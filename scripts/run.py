@@ -84,7 +84,8 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
         if process.poll() is not None:
             raise SystemExit(f"{url} did not start (exit status {process.returncode}).")
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 # nosec B310 - our own loopback URL
+            # bandit B310: our own loopback URL
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310  # nosec B310
                 return
         except OSError:
             time.sleep(0.2)
