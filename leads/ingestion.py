@@ -6,16 +6,18 @@ queued after commit, so Meta gets its 200 in milliseconds.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from leads import queue
 from leads.dblock import serialized_writes
+from leads.lead_data import parse_meta_time
 from leads.models import Form, Lead, Page, WebhookDelivery
 from leads.webhooks import (
     LeadgenChange,
@@ -145,62 +147,48 @@ def _process(delivery: WebhookDelivery) -> int:
     return len(created)
 
 
-def ensure_pages(page_ids: Iterable[str]) -> dict[str, Page]:
-    """Page rows for these ids, created on first sight. Safe under concurrency: the unique
-    constraint absorbs a race and the rows are read back."""
-    wanted = set(page_ids)
+def _ensure_rows(
+    model: type[Page] | type[Form],
+    field: str,
+    wanted: Mapping[str, dict[str, object]],
+    read: Callable[[QuerySet], dict[str, Any]],
+) -> dict[str, Any]:
+    """Rows keyed by a Meta id (`read` shapes them: instances or pks), inserting the missing
+    ones first with their `wanted` values. Safe under concurrency: the unique constraint
+    absorbs a race and the rows are read back."""
     if not wanted:
         return {}
-    pages = {p.page_id: p for p in Page.objects.filter(page_id__in=wanted)}
-    missing = wanted - pages.keys()
-    if missing:
-        Page.objects.bulk_create([Page(page_id=pid) for pid in missing], ignore_conflicts=True)
-        pages.update({p.page_id: p for p in Page.objects.filter(page_id__in=missing)})
-    return pages
-
-
-def ensure_forms(form_pages: Mapping[str, Page | None]) -> dict[str, Form]:
-    """Form rows for these ids (each with its page), created on first sight."""
-    wanted = {fid for fid in form_pages if fid}
-    if not wanted:
-        return {}
-    forms = {f.form_id: f for f in Form.objects.filter(form_id__in=wanted)}
-    missing = wanted - forms.keys()
-    if missing:
-        Form.objects.bulk_create(
-            [Form(form_id=fid, page=form_pages[fid]) for fid in missing], ignore_conflicts=True
-        )
-        forms.update({f.form_id: f for f in Form.objects.filter(form_id__in=missing)})
-    return forms
-
-
-def _from_unix(value: int | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _pks_by_meta_id(
-    model: type[Page] | type[Form], field: str, wanted: dict[str, dict]
-) -> dict[str, int]:
-    """Primary keys of rows keyed by a Meta id, inserting the missing ones first (the unique
-    constraint absorbs a concurrent insert). Ids only: no model instances on the hot path."""
-    rows = dict(
-        model.objects.filter(**{f"{field}__in": wanted}).order_by().values_list(field, "pk")
-    )
+    rows = read(model.objects.filter(**{f"{field}__in": wanted}).order_by())
     missing = wanted.keys() - rows.keys()
     if missing:
         model.objects.bulk_create(
             [model(**{field: meta_id}, **wanted[meta_id]) for meta_id in missing],
             ignore_conflicts=True,
         )
-        rows.update(
-            model.objects.filter(**{f"{field}__in": missing}).order_by().values_list(field, "pk")
-        )
+        rows.update(read(model.objects.filter(**{f"{field}__in": missing}).order_by()))
     return rows
+
+
+def _instances(field: str) -> Callable[[QuerySet], dict[str, Any]]:
+    return lambda rows: {getattr(row, field): row for row in rows}
+
+
+def _pks(field: str) -> Callable[[QuerySet], dict[str, Any]]:
+    # Ids only: the webhook's hot path builds no model instances.
+    return lambda rows: dict(rows.values_list(field, "pk"))
+
+
+def ensure_pages(page_ids: Iterable[str]) -> dict[str, Page]:
+    """Page rows for these ids, created on first sight."""
+    return _ensure_rows(Page, "page_id", {pid: {} for pid in page_ids}, _instances("page_id"))
+
+
+def ensure_forms(form_pages: Mapping[str, Page | None]) -> dict[str, Form]:
+    """Form rows for these ids (each with its page), created on first sight."""
+    wanted: dict[str, dict[str, object]] = {
+        fid: {"page": page} for fid, page in form_pages.items() if fid
+    }
+    return _ensure_rows(Form, "form_id", wanted, _instances("form_id"))
 
 
 def create_webhook_leads(
@@ -225,9 +213,12 @@ def create_webhook_leads(
     new = [c for lid, c in by_id.items() if lid not in existing]
     if not new:
         return []
-    pages = _pks_by_meta_id(Page, "page_id", {c.page_id: {} for c in new})
-    forms = _pks_by_meta_id(
-        Form, "form_id", {c.form_id: {"page_id": pages[c.page_id]} for c in new if c.form_id}
+    pages = _ensure_rows(Page, "page_id", {c.page_id: {} for c in new}, _pks("page_id"))
+    forms = _ensure_rows(
+        Form,
+        "form_id",
+        {c.form_id: {"page_id": pages[c.page_id]} for c in new if c.form_id},
+        _pks("form_id"),
     )
     Lead.objects.bulk_create(
         [
@@ -235,7 +226,7 @@ def create_webhook_leads(
                 leadgen_id=c.leadgen_id,
                 page_id=pages[c.page_id],
                 form_id=forms.get(c.form_id),
-                created_time=_from_unix(c.created_time),
+                created_time=parse_meta_time(c.created_time),
                 ad_id=c.ad_id,
                 source=Lead.Source.WEBHOOK,
                 fetch_status=Lead.FetchStatus.PENDING,
