@@ -7,15 +7,14 @@ queued after commit, so Meta gets its 200 in milliseconds.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from leads import queue
+from leads import queue, sql
 from leads.dblock import serialized_writes
 from leads.lead_data import parse_meta_time
 from leads.models import Form, Lead, Page, WebhookDelivery
@@ -48,22 +47,31 @@ def kept_headers(meta: Mapping[str, object]) -> dict[str, str]:
 def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str) -> WebhookDelivery:
     """Store one POST and, when its signature is valid, create a lead row per new leadgen id.
 
-    The delivery row and its leads commit together; if processing fails, its savepoint is
-    rolled back and the delivery is kept with the error (status MALFORMED or FAILED), so
+    The delivery row and its leads commit together; if creating the leads fails, their
+    savepoint is rolled back and the delivery is kept with the error (status FAILED), so
     nothing is half-written and the failure stays visible. The view answers FAILED with a
     5xx so Meta retries; database errors propagate for the same reason.
+
+    The signature is checked, and the JSON read, on the very bytes object the INSERT stores,
+    before the write: the delivery row is then written once, with its verdict, ahead of any
+    lead row. This is the webhook's hot path (see `leads.sql`).
     """
-    # On SQLite, wait for the write lock here (woken at once) rather than in SQLite's
-    # sleeping busy handler; the on-commit enqueue runs inside it too.
-    with serialized_writes(), transaction.atomic():
-        delivery = WebhookDelivery.objects.create(body=body, headers=dict(headers))
-        # Verify the bytes we stored, not a copy that could differ from them.
-        if not signature_is_valid(bytes(delivery.body), signature, settings.META_APP_SECRET):
-            delivery.status = WebhookDelivery.Status.INVALID_SIGNATURE
-            delivery.save(update_fields=["status"])
-            return delivery
+    delivery = WebhookDelivery(body=body, headers=dict(headers))
+    changes: list[LeadgenChange] = []
+    if signature_is_valid(body, signature, settings.META_APP_SECRET):
         delivery.signature_valid = True
-        _process_signed(delivery)
+        changes = _read(delivery)
+    else:
+        delivery.status = WebhookDelivery.Status.INVALID_SIGNATURE
+    # On SQLite, wait for the write lock here (woken at once) rather than in SQLite's
+    # sleeping busy handler.
+    with serialized_writes(), transaction.atomic():
+        sql.insert(delivery)  # written with the outcome `_read` expects
+        if changes:
+            expected = _outcome(delivery)
+            delivery.leads_created = _create_leads(delivery, changes)
+            if _outcome(delivery) != expected:
+                delivery.save(update_fields=OUTCOME_FIELDS)
     return delivery
 
 
@@ -92,58 +100,68 @@ def reprocess_delivery(delivery: WebhookDelivery) -> WebhookDelivery:
             raise NotReprocessable(
                 f"Delivery {delivery.pk} is not validly signed; it is never processed."
             )
-        _process_signed(delivery)
+        already = delivery.leads_created
+        changes = _read(delivery)
+        delivery.leads_created = already + (_create_leads(delivery, changes) if changes else 0)
+        delivery.save(update_fields=OUTCOME_FIELDS)
     return delivery
 
 
-def _process_signed(delivery: WebhookDelivery) -> None:
-    """Process a verified delivery in a savepoint and save its outcome. On failure the
-    savepoint is rolled back and the delivery keeps the error (MALFORMED or FAILED)."""
-    already = delivery.leads_created
+# What processing decides about a delivery.
+OUTCOME_FIELDS = ["status", "error", "changes_count", "leads_created", "processed_at"]
+
+
+def _read(delivery: WebhookDelivery) -> list[LeadgenChange]:
+    """Parse a signed delivery's body into its leadgen changes and set the outcome it will
+    have if every new lead is then created: status, notes, counts. Never raises: a bug in
+    parsing keeps the delivery, as FAILED with the error."""
+    delivery.processed_at = timezone.now()
     try:
-        with transaction.atomic():
-            created = _process(delivery)
+        changes, problems = leadgen_changes(parse_payload(bytes(delivery.body)))
     except MalformedPayload as exc:
         delivery.status = WebhookDelivery.Status.MALFORMED
         delivery.error = str(exc)
-        created = 0
+        delivery.changes_count = delivery.leads_created = 0
+        return []
+    except Exception as exc:  # a bug must not lose the delivery: keep it with the error
+        logger.exception("Parsing a webhook delivery failed")
+        _failed(delivery, exc)
+        return []
+    delivery.changes_count = len(changes)
+    delivery.error = "\n".join(problems)
+    delivery.status = (
+        WebhookDelivery.Status.PROCESSED if changes or problems else WebhookDelivery.Status.IGNORED
+    )
+    # Optimistic: each distinct leadgen id is new. Corrected below when some were not.
+    delivery.leads_created = len({change.leadgen_id for change in changes})
+    return changes
+
+
+def _failed(delivery: WebhookDelivery, exc: Exception) -> None:
+    delivery.status = WebhookDelivery.Status.FAILED
+    delivery.error = f"{exc.__class__.__name__}: {exc}"
+    delivery.changes_count = 0
+    delivery.leads_created = 0
+
+
+def _outcome(delivery: WebhookDelivery) -> tuple[object, ...]:
+    return tuple(getattr(delivery, field) for field in OUTCOME_FIELDS)
+
+
+def _create_leads(delivery: WebhookDelivery, changes: list[LeadgenChange]) -> int:
+    """Create the changes' new leads in a savepoint and queue their fetch; returns how many
+    were new. A bug rolls the savepoint back and marks the delivery FAILED (returns 0)."""
+    try:
+        with transaction.atomic():
+            created = create_webhook_leads(changes, delivery=delivery)
+            queue.enqueue_fetches_on_commit(created)
     except DatabaseError:
         # The connection itself may be gone: let the request fail (5xx) so Meta retries.
         raise
     except Exception as exc:  # a bug must not lose the delivery: keep it with the error
         logger.exception("Processing webhook delivery %s failed", delivery.pk)
-        delivery.status = WebhookDelivery.Status.FAILED
-        delivery.error = f"{exc.__class__.__name__}: {exc}"
-        delivery.changes_count = 0
-        created = 0
-    delivery.leads_created = already + created
-    delivery.processed_at = timezone.now()
-    delivery.save(
-        update_fields=[
-            "signature_valid",
-            "status",
-            "error",
-            "changes_count",
-            "leads_created",
-            "processed_at",
-        ]
-    )
-
-
-def _process(delivery: WebhookDelivery) -> int:
-    """Turn the delivery's leadgen changes into lead rows; returns how many were new."""
-    payload = parse_payload(bytes(delivery.body))
-    changes, problems = leadgen_changes(payload)
-    delivery.changes_count = len(changes)
-    delivery.error = "\n".join(problems)
-    if not changes:
-        delivery.status = (
-            WebhookDelivery.Status.PROCESSED if problems else WebhookDelivery.Status.IGNORED
-        )
+        _failed(delivery, exc)
         return 0
-    created = create_webhook_leads(changes, delivery=delivery)
-    delivery.status = WebhookDelivery.Status.PROCESSED
-    queue.enqueue_fetches_on_commit(created)
     return len(created)
 
 
@@ -151,36 +169,31 @@ def _ensure_rows(
     model: type[Page] | type[Form],
     field: str,
     wanted: Mapping[str, dict[str, object]],
-    read: Callable[[QuerySet], dict[str, Any]],
+    read: Callable[[Any, str, Collection[str]], dict[str, Any]],
 ) -> dict[str, Any]:
     """Rows keyed by a Meta id (`read` shapes them: instances or pks), inserting the missing
     ones first with their `wanted` values. Safe under concurrency: the unique constraint
     absorbs a race and the rows are read back."""
     if not wanted:
         return {}
-    rows = read(model.objects.filter(**{f"{field}__in": wanted}).order_by())
+    rows = read(model, field, wanted.keys())
     missing = wanted.keys() - rows.keys()
     if missing:
         model.objects.bulk_create(
             [model(**{field: meta_id}, **wanted[meta_id]) for meta_id in missing],
             ignore_conflicts=True,
         )
-        rows.update(read(model.objects.filter(**{f"{field}__in": missing}).order_by()))
+        rows.update(read(model, field, missing))
     return rows
 
 
-def _instances(field: str) -> Callable[[QuerySet], dict[str, Any]]:
-    return lambda rows: {getattr(row, field): row for row in rows}
-
-
-def _pks(field: str) -> Callable[[QuerySet], dict[str, Any]]:
-    # Ids only: the webhook's hot path builds no model instances.
-    return lambda rows: dict(rows.values_list(field, "pk"))
+def _instances(model: Any, field: str, values: Collection[str]) -> dict[str, Any]:
+    return {getattr(row, field): row for row in model.objects.filter(**{f"{field}__in": values})}
 
 
 def ensure_pages(page_ids: Iterable[str]) -> dict[str, Page]:
     """Page rows for these ids, created on first sight."""
-    return _ensure_rows(Page, "page_id", {pid: {} for pid in page_ids}, _instances("page_id"))
+    return _ensure_rows(Page, "page_id", {pid: {} for pid in page_ids}, _instances)
 
 
 def ensure_forms(form_pages: Mapping[str, Page | None]) -> dict[str, Form]:
@@ -188,7 +201,7 @@ def ensure_forms(form_pages: Mapping[str, Page | None]) -> dict[str, Form]:
     wanted: dict[str, dict[str, object]] = {
         fid: {"page": page} for fid, page in form_pages.items() if fid
     }
-    return _ensure_rows(Form, "form_id", wanted, _instances("form_id"))
+    return _ensure_rows(Form, "form_id", wanted, _instances)
 
 
 def create_webhook_leads(
@@ -197,50 +210,45 @@ def create_webhook_leads(
     """Create a pending lead per leadgen id not seen before; return the ids created here.
 
     The unique leadgen_id is the guard against duplicates (Meta retries for 36 hours and
-    two deliveries may race): rows are inserted with ignore_conflicts and the ones this
-    delivery really created are found by `first_delivery`, so a lead that another delivery
-    or a bulk read created first is never fetched twice on our account.
+    two deliveries may race): the INSERT skips ids already stored and reports the rows it
+    really inserted, so a lead that another delivery or a bulk read created first is never
+    fetched twice on our account.
 
-    This runs inside the webhook request, so it works with ids and values only (a
-    single-lead delivery is six short statements).
+    This runs inside the webhook request, holding the write lock, so it sends single
+    statements (`leads.sql`): a single-lead delivery from a known page and form is three.
     """
     by_id: dict[str, LeadgenChange] = {}
     for change in changes:
         by_id.setdefault(change.leadgen_id, change)
-    existing = set(
-        Lead.objects.filter(leadgen_id__in=by_id).order_by().values_list("leadgen_id", flat=True)
-    )
-    new = [c for lid, c in by_id.items() if lid not in existing]
-    if not new:
-        return []
-    pages = _ensure_rows(Page, "page_id", {c.page_id: {} for c in new}, _pks("page_id"))
+    pages = _ensure_rows(Page, "page_id", {c.page_id: {} for c in by_id.values()}, sql.pks_by)
     forms = _ensure_rows(
         Form,
         "form_id",
-        {c.form_id: {"page_id": pages[c.page_id]} for c in new if c.form_id},
-        _pks("form_id"),
+        {c.form_id: {"page_id": pages[c.page_id]} for c in by_id.values() if c.form_id},
+        sql.pks_by,
     )
-    Lead.objects.bulk_create(
+    common = {
+        "source": Lead.Source.WEBHOOK,
+        "fetch_status": Lead.FetchStatus.PENDING,
+        "first_delivery_id": delivery.pk,
+    }
+    inserted = sql.insert_rows(
+        Lead,
         [
-            Lead(
-                leadgen_id=c.leadgen_id,
-                page_id=pages[c.page_id],
-                form_id=forms.get(c.form_id),
-                created_time=parse_meta_time(c.created_time),
-                ad_id=c.ad_id,
-                source=Lead.Source.WEBHOOK,
-                fetch_status=Lead.FetchStatus.PENDING,
-                first_delivery=delivery,
-            )
-            for c in new
+            {
+                "leadgen_id": c.leadgen_id,
+                "page_id": pages[c.page_id],
+                "form_id": forms.get(c.form_id),
+                "created_time": parse_meta_time(c.created_time),
+                "ad_id": c.ad_id,
+            }
+            for c in by_id.values()
         ],
-        ignore_conflicts=True,
+        key="leadgen_id",
+        common=common,
+        skip_existing=True,
     )
-    return list(
-        Lead.objects.filter(first_delivery=delivery, leadgen_id__in=[c.leadgen_id for c in new])
-        .order_by()
-        .values_list("pk", flat=True)
-    )
+    return list(inserted.values())
 
 
 __all__ = [

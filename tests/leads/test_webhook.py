@@ -308,18 +308,19 @@ def test_webhook_request_makes_no_outbound_http_call(post_webhook):
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_rolled_back_ingestion_leaves_no_lead_and_no_queued_task(client, monkeypatch, settings):
-    """The final save of the delivery fails after the leads were inserted: everything
+    """The database fails after the leads were inserted and their fetch queued: everything
     rolls back together, the webhook answers 5xx (Meta retries) and no fetch is queued."""
+    from leads import queue
     from leads.webhooks import sign
 
-    original_save = WebhookDelivery.save
+    original_enqueue = queue.enqueue_fetches_on_commit
 
-    def failing_save(self, *args, **kwargs):
-        if kwargs.get("update_fields") and "processed_at" in kwargs["update_fields"]:
-            raise DatabaseError("disk I/O error")
-        return original_save(self, *args, **kwargs)
+    def enqueue_then_fail(lead_ids):
+        original_enqueue(lead_ids)
+        assert Lead.objects.count() == 2
+        raise DatabaseError("disk I/O error")
 
-    monkeypatch.setattr(WebhookDelivery, "save", failing_save)
+    monkeypatch.setattr(queue, "enqueue_fetches_on_commit", enqueue_then_fail)
     body = json.dumps(leadgen_body([[change_value(1), change_value(2)]])).encode()
     client.raise_request_exception = False
     response = client.post(

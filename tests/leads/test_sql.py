@@ -1,0 +1,71 @@
+"""The hot path's hand-sent statements behave as the ORM's would."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from leads import sql
+from leads.models import Lead, Page, WebhookDelivery
+
+pytestmark = pytest.mark.django_db
+
+
+def test_insert_rows_skips_stored_keys_and_returns_only_the_new_rows():
+    page = Page.objects.create(page_id="1111")
+    Lead.objects.create(leadgen_id="1", page=page)
+    rows = [{"leadgen_id": str(i), "page_id": page.pk} for i in (1, 2, 3)]
+
+    inserted = sql.insert_rows(Lead, rows, key="leadgen_id", skip_existing=True)
+
+    assert set(inserted) == {"2", "3"}
+    assert inserted == dict(
+        Lead.objects.filter(leadgen_id__in=["2", "3"]).values_list("leadgen_id", "pk")
+    )
+    assert Lead.objects.count() == 3
+
+
+def test_insert_rows_fills_defaults_common_values_and_auto_now_like_the_orm():
+    page = Page.objects.create(page_id="1111")
+    sql.insert_rows(
+        Lead,
+        [{"leadgen_id": "7", "page_id": page.pk}],
+        key="leadgen_id",
+        common={"source": Lead.Source.BULK, "field_data": [{"name": "email", "values": ["a@b.c"]}]},
+    )
+    lead = Lead.objects.get()
+    assert lead.source == Lead.Source.BULK
+    assert lead.field_data == [{"name": "email", "values": ["a@b.c"]}]
+    assert lead.graph_data == {} and lead.fetch_attempts == 0 and lead.email == ""
+    assert lead.created_at is not None and lead.updated_at == lead.created_at
+
+
+def test_insert_rows_without_skipping_raises_on_a_stored_key():
+    page = Page.objects.create(page_id="1111")
+    Lead.objects.create(leadgen_id="1", page=page)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        sql.insert_rows(Lead, [{"leadgen_id": "1", "page_id": page.pk}], key="leadgen_id")
+
+
+def test_insert_rows_splits_statements_under_the_parameter_limit(monkeypatch):
+    page = Page.objects.create(page_id="1111")
+    width = len([f for f in Lead._meta.concrete_fields if not f.primary_key])
+    monkeypatch.setattr(connection.features, "max_query_params", width * 3)
+    rows = [{"leadgen_id": str(i), "page_id": page.pk} for i in range(10)]
+    inserted = sql.insert_rows(Lead, rows, key="leadgen_id", skip_existing=True)
+    assert len(inserted) == 10 == Lead.objects.count()
+
+
+def test_insert_sets_the_key_and_auto_now_add_of_the_instance():
+    delivery = sql.insert(WebhookDelivery(body=b"\x00raw", headers={"A": "b"}))
+    assert delivery.pk is not None and not delivery._state.adding
+    stored = WebhookDelivery.objects.get()
+    assert stored.pk == delivery.pk
+    assert bytes(stored.body) == b"\x00raw" and stored.headers == {"A": "b"}
+    assert stored.received_at == delivery.received_at
+
+
+def test_pks_by_finds_stored_values_only():
+    page = Page.objects.create(page_id="1111")
+    assert sql.pks_by(Page, "page_id", ["1111", "2222"]) == {"1111": page.pk}
+    assert sql.pks_by(Page, "page_id", []) == {}
