@@ -65,13 +65,17 @@ def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str)
         delivery.status = WebhookDelivery.Status.INVALID_SIGNATURE
     # On SQLite, wait for the write lock here (woken at once) rather than in SQLite's
     # sleeping busy handler.
-    with serialized_writes(), transaction.atomic():
-        sql.insert(delivery)  # written with the outcome `_read` expects
-        if changes:
-            expected = _outcome(delivery)
-            delivery.leads_created = _create_leads(delivery, changes)
-            if _outcome(delivery) != expected:
-                delivery.save(update_fields=OUTCOME_FIELDS)
+    try:
+        with serialized_writes(), transaction.atomic():
+            sql.insert(delivery)  # written with the outcome `_read` expects
+            if changes:
+                expected = _outcome(delivery)
+                delivery.leads_created = _create_leads(delivery, changes)
+                if _outcome(delivery) != expected:
+                    delivery.save(update_fields=OUTCOME_FIELDS)
+    except DatabaseError:
+        forget_known_pks()  # in case a remembered page or form is what failed
+        raise
     return delivery
 
 
@@ -191,6 +195,37 @@ def _instances(model: Any, field: str, values: Collection[str]) -> dict[str, Any
     return {getattr(row, field): row for row in model.objects.filter(**{f"{field}__in": values})}
 
 
+# {(model, Meta id): pk} of pages and forms this process has seen committed, so that a
+# webhook from a known page and form does not look them up again. Rows are never given
+# another Meta id and keys are never reused; a row deleted since (only possible while it
+# has no leads) makes the lead INSERT fail its foreign key at COMMIT: the webhook answers
+# 503, this is emptied (`forget_known_pks`), and Meta's retry looks the row up afresh.
+_known: dict[tuple[type[Page] | type[Form], str], int] = {}
+KNOWN_MAX = 10_000
+
+
+def _known_pks(
+    model: type[Page] | type[Form], field: str, wanted: Mapping[str, dict[str, object]]
+) -> dict[str, int]:
+    found = {meta_id: _known[model, meta_id] for meta_id in wanted if (model, meta_id) in _known}
+    missing = {meta_id: values for meta_id, values in wanted.items() if meta_id not in found}
+    if missing:
+        looked_up = _ensure_rows(model, field, missing, sql.pks_by)
+        found.update(looked_up)
+
+        def remember() -> None:  # only rows that are committed
+            if len(_known) > KNOWN_MAX:
+                _known.clear()
+            _known.update({(model, meta_id): pk for meta_id, pk in looked_up.items()})
+
+        transaction.on_commit(remember)
+    return found
+
+
+def forget_known_pks() -> None:
+    _known.clear()
+
+
 def ensure_pages(page_ids: Iterable[str]) -> dict[str, Page]:
     """Page rows for these ids, created on first sight."""
     return _ensure_rows(Page, "page_id", {pid: {} for pid in page_ids}, _instances)
@@ -215,17 +250,16 @@ def create_webhook_leads(
     fetched twice on our account.
 
     This runs inside the webhook request, holding the write lock, so it sends single
-    statements (`leads.sql`): a single-lead delivery from a known page and form is three.
+    statements (`leads.sql`): a single-lead delivery from a known page and form is one.
     """
     by_id: dict[str, LeadgenChange] = {}
     for change in changes:
         by_id.setdefault(change.leadgen_id, change)
-    pages = _ensure_rows(Page, "page_id", {c.page_id: {} for c in by_id.values()}, sql.pks_by)
-    forms = _ensure_rows(
+    pages = _known_pks(Page, "page_id", {c.page_id: {} for c in by_id.values()})
+    forms = _known_pks(
         Form,
         "form_id",
         {c.form_id: {"page_id": pages[c.page_id]} for c in by_id.values() if c.form_id},
-        sql.pks_by,
     )
     common = {
         "source": Lead.Source.WEBHOOK,

@@ -35,6 +35,9 @@ class _Column:
     field: Field
     adapt: Callable[[Any], Any]  # Python value -> database parameter
     now: bool  # auto_now / auto_now_add: the time of the INSERT unless given
+    # The default, adapted once; None when it must be computed per INSERT (a callable
+    # other than list or dict could return a different value each time).
+    fixed_default: tuple[Any] | None
 
 
 _columns_cache: dict[tuple[type[Model], str], tuple[_Column, ...]] = {}
@@ -70,7 +73,9 @@ def _columns(model: type[Model], connection: BaseDatabaseWrapper) -> tuple[_Colu
                 return field.get_db_prep_save(value, connection)
 
         now = bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
-        columns.append(_Column(field, adapt, now))
+        stable = not callable(field.default) or field.default in (list, dict)
+        fixed = (adapt(field.get_default()),) if stable and not now else None
+        columns.append(_Column(field, adapt, now, fixed))
     _columns_cache[key] = tuple(columns)
     return _columns_cache[key]
 
@@ -88,12 +93,14 @@ def _params(
     for column in _columns(model, connection):
         name = column.field.attname
         if name in common:
-            fixed = common[name]
+            fixed = column.adapt(common[name])
+        elif column.fixed_default is not None:
+            (fixed,) = column.fixed_default
         elif column.now:
-            fixed = now
+            fixed = column.adapt(now)
         else:
-            fixed = column.field.get_default()
-        plan.append((name, column.adapt, column.adapt(fixed)))
+            fixed = column.adapt(column.field.get_default())
+        plan.append((name, column.adapt, fixed))
     return [
         [adapt(row[name]) if name in row else fixed for name, adapt, fixed in plan] for row in rows
     ]

@@ -28,10 +28,13 @@ def load_fixture(name: str) -> Any:
 @pytest.fixture(autouse=True)
 def _fresh_queue_and_cache() -> Iterator[None]:
     """The ORM broker's queue lives in the test database and is rolled back with it; the
-    Redis broker's is not, so it is emptied around every test. The cache likewise."""
+    Redis broker's is not, so it is emptied around every test. The caches likewise."""
     from django.core.cache import cache
 
+    from leads.ingestion import forget_known_pks
+
     cache.clear()
+    forget_known_pks()  # the test database's rows, and their keys, are rolled back
     if not settings.REDIS_URL:
         yield
         return

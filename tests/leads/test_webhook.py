@@ -372,3 +372,30 @@ def test_processing_bug_keeps_the_delivery_with_its_error(post_webhook, monkeypa
     assert "KeyError" in delivery.error
     assert Lead.objects.count() == 0
     assert queue_size() == 0
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_remembered_page_deleted_since_costs_one_retry(client, settings):
+    """Page and form keys are remembered per process; when the rows are gone, the lead's
+    foreign keys fail at COMMIT, the webhook answers 503 and Meta's retry stores the lead."""
+    from leads.webhooks import sign
+
+    def deliver(lead: int):
+        body = json.dumps(leadgen_body([[change_value(lead)]])).encode()
+        signature = sign(body, settings.META_APP_SECRET)
+        return client.post(
+            "/webhooks/meta/", body, content_type="application/json",
+            HTTP_X_HUB_SIGNATURE_256=signature,
+        )  # fmt: skip
+
+    client.raise_request_exception = False
+    assert deliver(1).status_code == 200
+    Lead.objects.all().delete()
+    Form.objects.all().delete()
+    Page.objects.all().delete()
+
+    assert deliver(2).status_code == 503
+    assert not Lead.objects.exists() and WebhookDelivery.objects.count() == 1  # the first
+    assert deliver(2).status_code == 200
+    lead = Lead.objects.get()
+    assert (lead.leadgen_id, lead.page.page_id, lead.form.form_id) == ("2", "1111", "2222")

@@ -1,0 +1,25 @@
+"""gunicorn's settings for `make run`, bench/webhook and production: gunicorn reads this
+file from the working directory (the repository root).
+
+Processes rather than threads: on SQLite one request at a time holds the write lock, and
+a thread holding it must win Python's GIL back from its siblings after every statement,
+which stretched the lock (and every waiting webhook) under load. One worker per core plus
+one, each serving one request at a time, kept bench/webhook's p99 lowest of the shapes
+measured (2-8 workers, 1-8 threads). Keep-alive connections still work (gthread).
+Override with WEB_CONCURRENCY (processes) and WEB_THREADS.
+"""
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import environ
+
+# The same .env the settings read, so WEB_CONCURRENCY can live there too.
+environ.Env.read_env(
+    os.environ.get("LEADLOOP_ENV_FILE") or Path(__file__).parent / ".env", overwrite=False
+)
+
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() + 1)
+threads = int(os.environ.get("WEB_THREADS") or 1)
