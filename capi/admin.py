@@ -32,14 +32,17 @@ def _pretty_json(value: Any) -> str:
 
 
 def coverage(events: QuerySet[ConversionEvent]) -> dict[str, Any]:
-    """Share of `events` carrying each match key, in one query."""
+    """Share of `events` carrying each match key, in one query. Events whose customer
+    information is not hashed yet (it is when they are first sent) are counted apart."""
     counts = events.order_by().aggregate(
-        total=Count("pk"),
+        total=Count("pk", filter=Q(user_data__isnull=False)),
+        pending=Count("pk", filter=Q(user_data__isnull=True)),
         **{key: Count("pk", filter=Q(user_data__has_key=key)) for key in MATCH_KEYS},
     )
     total = counts["total"]
     return {
         "total": total,
+        "pending": counts["pending"],
         "dataset": settings.META_DATASET_ID,
         "keys": [
             {

@@ -76,7 +76,9 @@ class ConversionEvent(models.Model):
     event_name = models.CharField(_("event name"), max_length=100)
     event_time = models.DateTimeField(_("event time"))
     # Hashed customer information plus the unhashed lead_id; never raw personal data.
-    user_data = models.JSONField(_("user data (hashed)"), default=dict)
+    # Null until the sender first claims the event (capi.sending.claim): hashing is CPU
+    # work that must not run inside the stage change's transaction.
+    user_data = models.JSONField(_("user data (hashed)"), null=True, blank=True, default=None)
     # Set when first claimed for sending; retries go to the same dataset.
     dataset_id = models.CharField(_("dataset"), max_length=META_ID_LENGTH, blank=True)
 

@@ -1,7 +1,10 @@
 """Writing conversion events: the receiver of `leads.pipeline.stage_changed`.
 
 It runs inside the stage-change transaction, so an event row exists exactly when its stage
-change does: a rolled-back move leaves neither, and no task is queued for it. The send is
+change does: a rolled-back move leaves neither, and no task is queued for it. It only
+writes rows: the customer information is hashed by the sender when it first claims the
+event, so that a bulk read staging thousands of leads does not hash inside its
+transaction (holding SQLite's write lock, which webhooks wait for). The send is
 requested after commit, once per transaction however many changes it carries, and queued
 only if no send task is already queued or running (capi.lease): a burst of commits wakes
 one sender, which gathers the burst into full batches (capi.sending, CAPI_BATCH_WINDOW).
@@ -18,14 +21,13 @@ from django.db import transaction
 
 from capi import lease
 from capi.models import ConversionEvent
-from capi.user_data import build_user_data
+from leads import sql
 from leads.models import Lead, PipelineStage, StageChange
 
 logger = logging.getLogger(__name__)
 
 # Rows per query: under SQLite's default limit of host parameters, whatever its version.
 CHUNK = 900
-LEAD_FIELDS = ("pk", "leadgen_id", "created_time", "field_data", "email", "phone", "full_name")
 
 
 def event_id_for(change: StageChange) -> str:
@@ -53,28 +55,28 @@ def record_stage_changes(sender: Any, *, changes: Sequence[StageChange], **kwarg
     if not wanted:
         return
     lead_ids = sorted({change.lead_id for change in wanted})
-    leads: dict[int, Lead] = {}
+    created: dict[int, dt.datetime | None] = {}
     for start in range(0, len(lead_ids), CHUNK):
         chunk = lead_ids[start : start + CHUNK]
-        leads.update(Lead.objects.only(*LEAD_FIELDS).in_bulk(chunk))
+        created.update(Lead.objects.filter(pk__in=chunk).values_list("pk", "created_time"))
 
-    events = []
-    for change in wanted:
-        lead = leads[change.lead_id]
-        stage = stages[change.to_stage_id]
-        events.append(
-            ConversionEvent(
-                stage_change_id=change.pk,
-                lead_id=change.lead_id,
-                event_id=event_id_for(change),
-                event_name=stage.event_name or stage.name,
-                event_time=event_time_for(change, lead.created_time),
-                user_data=build_user_data(lead),
-            )
-        )
-    # No ignore_conflicts: a second event for one stage change is a bug, and the unique
+    # No skip_existing: a second event for one stage change is a bug, and the unique
     # constraint failing the transaction is the right answer to it.
-    ConversionEvent.objects.bulk_create(events, batch_size=CHUNK)
+    sql.insert_rows(
+        ConversionEvent,
+        [
+            {
+                "stage_change_id": change.pk,
+                "lead_id": change.lead_id,
+                "event_id": event_id_for(change),
+                "event_name": stages[change.to_stage_id].event_name
+                or stages[change.to_stage_id].name,
+                "event_time": event_time_for(change, created[change.lead_id]),
+            }
+            for change in wanted
+        ],
+        key="stage_change_id",
+    )
     queue_send_on_commit()
 
 

@@ -57,6 +57,8 @@ from django.utils import timezone
 
 from capi.lease import Lease, clear_send_request
 from capi.models import ConversionEvent, SendAttempt, SenderState
+from capi.outbox import CHUNK
+from capi.user_data import LEAD_FIELDS, build_user_data
 from leads import crypto
 from leads.graph import (
     BadParameterError,
@@ -67,6 +69,7 @@ from leads.graph import (
     ThrottledError,
     TokenError,
 )
+from leads.models import Lead
 
 logger = logging.getLogger(__name__)
 
@@ -332,11 +335,33 @@ def claim(
         ids = list(candidates.values_list("pk", flat=True)[:limit])
         if not ids or not take(ids, claim_token=claim_token, dataset=dataset, now=now):
             return []
-    return list(
+    events = list(
         ConversionEvent.objects.filter(claim_token=claim_token, status=Status.SENDING, pk__in=ids)
         .order_by("event_time", "pk")
-        .only("pk", "event_id", "event_name", "event_time", "user_data", "dataset_id", "failures")
-    )
+        .only(
+            "pk", "lead_id", "event_id", "event_name", "event_time", "user_data",
+            "dataset_id", "failures",
+        )
+    )  # fmt: skip
+    build_missing_user_data(events)
+    return events
+
+
+def build_missing_user_data(events: Sequence[ConversionEvent]) -> None:
+    """Hash the customer information of the events that have none yet, from their leads,
+    and store it (so the admin shows what was sent). Only claimed events come here, so
+    no other run writes them meanwhile; building is deterministic, so doing it twice
+    (a claim released and taken again) is harmless."""
+    missing = [event for event in events if event.user_data is None]
+    if not missing:
+        return
+    lead_ids = sorted({event.lead_id for event in missing})
+    leads = {}
+    for start in range(0, len(lead_ids), CHUNK):
+        leads.update(Lead.objects.only(*LEAD_FIELDS).in_bulk(lead_ids[start : start + CHUNK]))
+    for event in missing:
+        event.user_data = build_user_data(leads[event.lead_id])
+    ConversionEvent.objects.bulk_update(missing, ["user_data"], batch_size=CHUNK)
 
 
 def _ours(claim_token: str, events: Sequence[ConversionEvent]) -> QuerySet[ConversionEvent]:

@@ -33,6 +33,10 @@ GENDER_KEYS = ("gender",)
 MAX_LEAD_ID = 2**63 - 1
 
 
+# The lead columns `build_user_data` reads.
+LEAD_FIELDS = ("pk", "leadgen_id", "field_data", "email", "phone", "full_name")
+
+
 class LeadLike(Protocol):
     leadgen_id: str
     field_data: Any
@@ -116,6 +120,6 @@ def build_user_data(lead: LeadLike) -> dict[str, Any]:
     return {key: user_data[key] for key in ("lead_id", *MATCH_KEYS) if key in user_data}
 
 
-def match_keys(user_data: dict[str, Any]) -> list[str]:
-    """The hashed keys an event carries, in Meta's order."""
-    return [key for key in MATCH_KEYS if user_data.get(key)]
+def match_keys(user_data: dict[str, Any] | None) -> list[str]:
+    """The hashed keys an event carries, in Meta's order (none before it is built)."""
+    return [key for key in MATCH_KEYS if (user_data or {}).get(key)]

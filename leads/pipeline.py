@@ -12,6 +12,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from leads import sql
 from leads.models import Lead, PipelineStage, StageChange
 
 if TYPE_CHECKING:
@@ -96,20 +97,22 @@ def enter_pipeline_many(
         Lead.objects.filter(pk__in=candidates, stage__isnull=True).update(
             stage=first, stage_changed_at=changed_at, updated_at=changed_at
         )
-        changes = StageChange.objects.bulk_create(
+        # One statement that returns the new ids (a bulk read stages thousands of leads
+        # while it holds the write lock); the instances are built for the receivers.
+        inserted = sql.insert_rows(
+            StageChange,
             [
-                StageChange(
-                    lead_id=pk, from_stage=None, to_stage=first, changed_at=changed_at, via=via
-                )
+                {"lead_id": pk, "to_stage_id": first.pk, "changed_at": changed_at, "via": via}
                 for pk in candidates
-            ]
+            ],
+            key="lead_id",
         )
-        if any(change.pk is None for change in changes):
-            # Backends that cannot return ids from bulk inserts: read them back.
-            changes = list(
-                StageChange.objects.filter(lead_id__in=candidates, to_stage=first, from_stage=None)
-                .select_related("to_stage")
-                .order_by("lead_id")
+        changes = []
+        for pk in candidates:
+            change = StageChange(
+                pk=inserted[pk], lead_id=pk, to_stage=first, changed_at=changed_at, via=via
             )
+            change._state.adding = False
+            changes.append(change)
         stage_changed.send(sender=StageChange, changes=changes)
     return changes
