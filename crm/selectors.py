@@ -84,9 +84,23 @@ class Column:
 
 
 def stage_counts(leads: QuerySet[Lead]) -> dict[int, int]:
-    """Leads per stage in one aggregate query (the stage index answers it)."""
-    rows = leads.filter(stage__isnull=False).values("stage_id").annotate(n=Count("pk"))
-    return {row["stage_id"]: row["n"] for row in rows.order_by()}
+    """Leads per stage in one aggregate query, summed here over pages.
+
+    Grouped by page and stage, so that the (page, stage) index answers it alone, in its
+    own order, whether or not the planner has statistics: grouped by stage only, SQLite
+    with statistics preferred the stage index and read every lead row for its page (4x
+    slower for a salesperson at 100,000 leads, bench/ui).
+    """
+    rows = (
+        leads.filter(stage__isnull=False)
+        .values("page_id", "stage_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts: dict[int, int] = {}
+    for row in rows:
+        counts[row["stage_id"]] = counts.get(row["stage_id"], 0) + row["n"]
+    return counts
 
 
 def board_columns(leads: QuerySet[Lead], *, per_column: int = BOARD_COLUMN_SIZE) -> list[Column]:

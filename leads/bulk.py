@@ -40,7 +40,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from leads import fetching, sql
+from leads import dblock, fetching, sql
 from leads.graph import (
     LEAD_FIELDS,
     GraphClient,
@@ -565,6 +565,37 @@ def _read(
         "limit": int(settings.LEAD_SYNC_PAGE_SIZE),
         "filtering": lead_filtering(after=after, before=before) or None,
     }
+    try:
+        _read_pages(
+            result,
+            client,
+            path,
+            params=params,
+            token=token,
+            form=form,
+            page=page,
+            sleep=sleep,
+            progress=progress,
+            deadline=deadline,
+        )
+    finally:
+        if result.created >= dblock.STATISTICS_AFTER_ROWS:
+            dblock.refresh_statistics()  # the lead table grew: keep the planner's view true
+
+
+def _read_pages(
+    result: ReadResult,
+    client: GraphClient,
+    path: str,
+    *,
+    params: dict[str, Any],
+    token: str,
+    form: Form | None,
+    page: Page | None,
+    sleep: Callable[[float], None],
+    progress: Progress | None,
+    deadline: float | None,
+) -> None:
     forms: dict[str, Form] = {}
     pages = _graph_pages(client, path, token=token, params=params, sleep=sleep)
     for data in prefetched(pages):

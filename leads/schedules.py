@@ -34,3 +34,12 @@ def ensure_schedules(**kwargs: Any) -> None:
             "repeats": -1,
         },
     )
+    # SQLite's planner statistics (leads.dblock.refresh_statistics); a no-op elsewhere.
+    Schedule.objects.update_or_create(
+        name="leads: refresh database statistics",
+        defaults={
+            "func": "leads.tasks.refresh_statistics",
+            "schedule_type": Schedule.HOURLY,
+            "repeats": -1,
+        },
+    )

@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from leads import bulk, fetching, queue
+from leads import bulk, dblock, fetching, queue
 from leads.models import Form, Page
 
 logger = logging.getLogger(__name__)
@@ -147,3 +147,7 @@ def _follow_up(report: bulk.SyncReport) -> None:
     logger.warning(
         "Reconciliation throttled by Meta; %d forms resume in %.0f s", len(pks), retry_after
     )
+
+
+def refresh_statistics() -> None:
+    dblock.refresh_statistics()

@@ -1,0 +1,68 @@
+"""SQLite's planner statistics are kept fresh, so a salesperson's newest leads are read in
+order instead of sorting every lead of their pages."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django_q.models import Schedule
+
+from leads import dblock, tasks
+from leads.models import Lead, Page
+
+pytestmark = pytest.mark.django_db
+
+
+def plan(sql: str, params: list) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        return " / ".join(str(row[-1]) for row in cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL's autovacuum analyzes")
+def test_refreshed_statistics_let_sqlite_walk_the_newest_leads_of_some_pages():
+    pages = Page.objects.bulk_create([Page(page_id=str(i)) for i in range(1, 5)])
+    Lead.objects.bulk_create(
+        [Lead(leadgen_id=str(i), page=pages[i % 4]) for i in range(2000)], batch_size=500
+    )
+    query = Lead.objects.filter(page__in=pages[:2]).order_by("-id")[:51]
+    sql, params = query.query.sql_with_params()
+    assert "TEMP B-TREE" in plan(sql, params)  # no statistics: sorts both pages' leads
+
+    tasks.refresh_statistics()  # what the hourly schedule runs
+
+    assert "TEMP B-TREE" not in plan(sql, params)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'leads_lead'")
+        assert cursor.fetchone()[0] > 0
+
+
+def test_the_refresh_is_scheduled_hourly():
+    schedule = Schedule.objects.get(name="leads: refresh database statistics")
+    assert (schedule.func, schedule.schedule_type) == (
+        "leads.tasks.refresh_statistics",
+        Schedule.HOURLY,
+    )
+
+
+def test_a_large_bulk_read_refreshes_the_statistics(monkeypatch):
+    from leads import bulk
+
+    calls = []
+    monkeypatch.setattr(dblock, "refresh_statistics", lambda: calls.append(1))
+    monkeypatch.setattr(
+        bulk, "_read_pages", lambda result, *a, **k: setattr(result, "created", 5000)
+    )
+    result = bulk.ReadResult(label="form")
+    bulk._read(
+        result, path="/1/leads", token="t", after=None, before=None, form=None, page=None,
+        client=None, sleep=lambda s: None, progress=None, deadline=None,
+    )  # fmt: skip
+    assert calls == [1]
+    result = bulk.ReadResult(label="form")
+    monkeypatch.setattr(bulk, "_read_pages", lambda result, *a, **k: setattr(result, "created", 10))
+    bulk._read(
+        result, path="/1/leads", token="t", after=None, before=None, form=None, page=None,
+        client=None, sleep=lambda s: None, progress=None, deadline=None,
+    )  # fmt: skip
+    assert calls == [1]
