@@ -138,6 +138,11 @@ def batch_window() -> float:
     return max(0.0, float(getattr(settings, "CAPI_BATCH_WINDOW", 0.0)))
 
 
+def batch_quiet() -> float:
+    """Seconds without a new event after which a part-full batch goes (0: no such rule)."""
+    return max(0.0, float(getattr(settings, "CAPI_BATCH_QUIET", 0.0)))
+
+
 def config_fingerprint(dataset: str, token: str) -> str:
     """Identifies the dataset and token Meta refused, without storing the token."""
     return crypto.fingerprint(f"{dataset}\x00{token}")
@@ -281,17 +286,22 @@ def wait_for_batch(
     window: float,
     due_before: dt.datetime,
     keep_going: Callable[[], bool] = lambda: True,
+    quiet: float | None = None,
 ) -> float:
     """Hold the next claim back while a batch is still filling: fewer than a full batch is
-    due and the oldest due event was written less than `window` seconds ago. Returns the
-    seconds waited, which never exceed `window`: a lone event goes about `window` seconds
-    after it was written, and a full batch at once. `keep_going` is asked before each
-    pause (the run's time budget and lease); False ends the wait."""
+    due, the oldest due event was written less than `window` seconds ago, and (with a
+    `quiet`, CAPI_BATCH_QUIET by default) a new event came within the last `quiet`
+    seconds. Returns the seconds waited, which never exceed `window`: a full batch goes at
+    once, a lone event about `quiet` (else `window`) seconds after it was written, and a
+    steady stream fills batches up to the window. `keep_going` is asked before each pause
+    (the run's time budget and lease); False ends the wait."""
     if window <= 0:
         return 0.0
+    quiet = batch_quiet() if quiet is None else quiet
     full = max_batch()
     give_up_at = timezone.now() + dt.timedelta(seconds=window)
     waited = 0.0
+    seen, grew_at = -1, timezone.now()
     while True:
         due = due_events(due_before=due_before).order_by()
         count = due[:full].count()
@@ -300,8 +310,13 @@ def wait_for_batch(
         oldest = due.order_by("created_at").values_list("created_at", flat=True).first()
         if oldest is None:
             return waited
+        now = timezone.now()
+        if count != seen:
+            seen, grew_at = count, now
         send_at = min(oldest + dt.timedelta(seconds=window), give_up_at)
-        remaining = (send_at - timezone.now()).total_seconds()
+        if quiet > 0:
+            send_at = min(send_at, grew_at + dt.timedelta(seconds=quiet))
+        remaining = (send_at - now).total_seconds()
         if remaining <= 0 or not keep_going():
             return waited
         pause = min(WINDOW_POLL, remaining)

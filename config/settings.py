@@ -289,10 +289,13 @@ CAPI_MAX_ATTEMPTS = env.int("CAPI_MAX_ATTEMPTS", default=10)
 CAPI_BACKOFF = env.float("CAPI_BACKOFF", default=60.0)
 # Meta refuses events older than 7 days; older pending events are marked expired.
 CAPI_EVENT_MAX_AGE_DAYS = env.int("CAPI_EVENT_MAX_AGE_DAYS", default=7)
-# Batching window in seconds: the sender waits up to this long after an event is written
-# for more to join its batch (a full batch goes at once), so a burst of moves leaves full
-# batches and a single move is sent about this long after it was made. 0: no waiting.
-CAPI_BATCH_WINDOW = env.float("CAPI_BATCH_WINDOW", default=2.0)
+# Batching: while fewer than a full batch wait, the sender holds them as long as new events
+# keep coming (one at least every CAPI_BATCH_QUIET seconds) and the oldest is younger than
+# CAPI_BATCH_WINDOW seconds; a full batch goes at once. So a burst of moves leaves full
+# batches even when it comes slowly, and a single move is sent about CAPI_BATCH_QUIET
+# after it was made. CAPI_BATCH_WINDOW=0: no waiting; CAPI_BATCH_QUIET=0: the window only.
+CAPI_BATCH_WINDOW = env.float("CAPI_BATCH_WINDOW", default=5.0)
+CAPI_BATCH_QUIET = env.float("CAPI_BATCH_QUIET", default=0.5)
 
 LOGGING = {
     "version": 1,

@@ -81,6 +81,7 @@ def clock(monkeypatch, settings) -> FakeClock:
     monkeypatch.setattr(timezone, "now", fake.now)
     monkeypatch.setattr(sending, "_sleep", fake.sleep)
     settings.CAPI_BATCH_WINDOW = WINDOW
+    settings.CAPI_BATCH_QUIET = 0.0  # the window alone; the quiet rule's tests set it
     return fake
 
 
@@ -244,6 +245,40 @@ def test_a_single_change_is_sent_after_the_window(clock, fake_meta, committed):
     (delay,) = delays()
     assert WINDOW <= delay <= WINDOW + sending.WINDOW_POLL
     assert sum(clock.slept) <= WINDOW  # never more than the window
+
+
+@pytest.mark.django_db
+def test_with_a_quiet_rule_a_single_change_goes_once_nothing_follows_it(
+    clock, fake_meta, committed, settings
+):
+    settings.CAPI_BATCH_QUIET = 0.5
+    (lead,) = new_leads(1)
+    committed(lambda: enter_pipeline(lead))
+    assert run_queued_tasks() == 1
+    (delay,) = delays()
+    assert 0.5 <= delay <= 0.5 + sending.WINDOW_POLL + 0.01
+
+
+@pytest.mark.django_db
+def test_with_a_quiet_rule_a_slow_steady_burst_still_leaves_full_batches(
+    clock, fake_meta, committed, settings
+):
+    """300 changes a second take 3.3 s to fill a batch: longer than the old 2 s window,
+    within a 5 s one; events keep coming, so the quiet rule never cuts a batch short."""
+    settings.CAPI_BATCH_WINDOW = 5.0
+    settings.CAPI_BATCH_QUIET = 0.5
+    burst = Burst(clock, lead_changes(new_leads(625)), step=1 / 300, commit=committed)
+
+    burst.run()
+
+    assert [len(post.events) for post in fake_meta.posts] == [1000, 1000, 500]
+    assert Counter(fake_meta.accepted_ids) == Counter(
+        ConversionEvent.objects.values_list("event_id", flat=True)
+    )
+    # The last 500 went half a second after the last change, not a window after it.
+    last_change = max(ConversionEvent.objects.values_list("created_at", flat=True))
+    last_sent = max(ConversionEvent.objects.values_list("sent_at", flat=True))
+    assert (last_sent - last_change).total_seconds() <= 0.5 + sending.WINDOW_POLL + 0.01
 
 
 @pytest.mark.django_db
