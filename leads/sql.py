@@ -106,7 +106,11 @@ def _params(
     ]
 
 
+# Statement texts by (model, database, rows, conflict column, returned fields), for the
+# small statements of the webhook path; a many-row statement is cheap to build next to its
+# rows, and caching every size would keep megabytes of text.
 _statements: dict[tuple[Any, ...], str] = {}
+CACHED_ROWS = 16
 
 
 def _insert_sql(
@@ -118,21 +122,8 @@ def _insert_sql(
     returning: tuple[str, ...],
 ) -> str:
     key = (model, connection.alias, rows, skip_existing, returning)
-    if key not in _statements:
-        _statements[key] = _build_insert_sql(
-            model, connection, rows, skip_existing=skip_existing, returning=returning
-        )
-    return _statements[key]
-
-
-def _build_insert_sql(
-    model: type[Model],
-    connection: BaseDatabaseWrapper,
-    rows: int,
-    *,
-    skip_existing: str | None,
-    returning: tuple[str, ...],
-) -> str:
+    if key in _statements:
+        return _statements[key]
     quote = connection.ops.quote_name
     columns = _columns(model, connection)
     row = "(" + ", ".join(["%s"] * len(columns)) + ")"
@@ -142,7 +133,10 @@ def _build_insert_sql(
     if skip_existing:
         sql += f" ON CONFLICT ({quote(model._meta.get_field(skip_existing).column)}) DO NOTHING"
     columns_back = ", ".join(quote(model._meta.get_field(name).column) for name in returning)
-    return f"{sql} RETURNING {columns_back}"
+    sql = f"{sql} RETURNING {columns_back}"
+    if rows <= CACHED_ROWS:
+        _statements[key] = sql
+    return sql
 
 
 def insert_rows(
