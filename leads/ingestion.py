@@ -192,7 +192,8 @@ def _ensure_rows(
 
 
 def _instances(model: Any, field: str, values: Collection[str]) -> dict[str, Any]:
-    return {getattr(row, field): row for row in model.objects.filter(**{f"{field}__in": values})}
+    rows = model.objects.filter(**{f"{field}__in": values}).order_by()
+    return {getattr(row, field): row for row in rows}
 
 
 # {(model, Meta id): pk} of pages and forms this process has seen committed, so that a

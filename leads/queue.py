@@ -34,8 +34,8 @@ FETCH_CHUNK = 25
 
 
 class _OrmBroker(ORM):
-    """django-q2's ORM broker, writing its task row in one prepared statement: the row is
-    written inside the webhook's transaction, while it holds SQLite's write lock."""
+    """django-q2's ORM broker, writing its task row in one prepared statement (the webhook
+    writes it inside its transaction, while it holds SQLite's write lock)."""
 
     def enqueue(self, task: str) -> int:
         row = OrmQ(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=timezone.now())
@@ -46,13 +46,14 @@ class _OrmBroker(ORM):
 def _broker() -> Broker:
     # One broker per process: django-q2 would otherwise build one (and, for Redis, a new
     # connection pool) per task. Both kinds are safe to share between threads.
+    # Only django-q2's own ORM broker is replaced; a custom broker class keeps its enqueue.
     broker = get_broker()
-    return _OrmBroker(list_key=broker.list_key) if isinstance(broker, ORM) else broker
+    return _OrmBroker(list_key=broker.list_key) if type(broker) is ORM else broker
 
 
 def _in_transaction_queue() -> bool:
     """True when tasks are rows of the default database, written in its transaction."""
-    return Conf.ORM == DEFAULT_DB_ALIAS and not Conf.SYNC and not Conf.BROKER_CLASS
+    return isinstance(_broker(), _OrmBroker) and Conf.ORM == DEFAULT_DB_ALIAS and not Conf.SYNC
 
 
 def enqueue(func: str, *args: object) -> None:
