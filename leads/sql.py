@@ -87,23 +87,44 @@ def _params(
     connection: BaseDatabaseWrapper,
 ) -> list[list[Any]]:
     """One parameter list per row: the row's value, else `common`'s, else the field's
-    default (or the current time for auto_now fields), each adapted for the database."""
+    default (or the current time for auto_now fields), each adapted for the database.
+
+    The values that are the same for every row are adapted once, into a template that
+    each row copies; only a row's own values are adapted per row (a lead has about 40
+    columns, and a bulk-read page 100 leads).
+    """
     now = timezone.now()
-    plan = []
-    for column in _columns(model, connection):
+    template: list[Any] = []
+    own_names: dict[str, int] = {}
+    for index, column in enumerate(_columns(model, connection)):
         name = column.field.attname
+        own_names[name] = index
         if name in common:
-            fixed = column.adapt(common[name])
+            template.append(column.adapt(common[name]))
         elif column.fixed_default is not None:
-            (fixed,) = column.fixed_default
+            template.append(column.fixed_default[0])
         elif column.now:
-            fixed = column.adapt(now)
+            template.append(column.adapt(now))
         else:
-            fixed = column.adapt(column.field.get_default())
-        plan.append((name, column.adapt, fixed))
-    return [
-        [adapt(row[name]) if name in row else fixed for name, adapt, fixed in plan] for row in rows
-    ]
+            template.append(column.adapt(column.field.get_default()))
+    columns = _columns(model, connection)
+    # Rows usually share their keys: the slots to fill are worked out once per key set.
+    slots: dict[tuple[str, ...], list[tuple[int, Callable[[Any], Any], str]]] = {}
+    params = []
+    for row in rows:
+        keys = tuple(row)
+        fill = slots.get(keys)
+        if fill is None:
+            fill = slots[keys] = [
+                (own_names[name], columns[own_names[name]].adapt, name)
+                for name in keys
+                if name in own_names
+            ]
+        values = template.copy()
+        for index, adapt, name in fill:
+            values[index] = adapt(row[name])
+        params.append(values)
+    return params
 
 
 # Statement texts by (model, database, rows, conflict column, returned fields), for the
