@@ -140,7 +140,11 @@ class Lead(models.Model):
         FAILED = "failed", _("Fetch failed")
 
     leadgen_id = models.CharField(_("leadgen id"), max_length=META_ID_LENGTH, unique=True)
-    page = models.ForeignKey(Page, on_delete=models.PROTECT, related_name="leads", null=True)
+    # No single-column indexes on page and stage: the (page, …) and (stage, …) indexes
+    # below serve their lookups, and every index is one more page written per new lead.
+    page = models.ForeignKey(
+        Page, on_delete=models.PROTECT, related_name="leads", null=True, db_index=False
+    )
     form = models.ForeignKey(Form, on_delete=models.PROTECT, related_name="leads", null=True)
     created_time = models.DateTimeField(_("created"), null=True, blank=True, db_index=True)
 
@@ -167,7 +171,12 @@ class Lead(models.Model):
     full_name = models.CharField(_("name"), max_length=255, blank=True, db_index=True)
 
     stage = models.ForeignKey(
-        PipelineStage, on_delete=models.PROTECT, related_name="leads", null=True, blank=True
+        PipelineStage,
+        on_delete=models.PROTECT,
+        related_name="leads",
+        null=True,
+        blank=True,
+        db_index=False,
     )
     stage_changed_at = models.DateTimeField(null=True, blank=True)
 
@@ -185,7 +194,8 @@ class Lead(models.Model):
     first_delivery = models.ForeignKey(
         "WebhookDelivery", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    created_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
+    # Not indexed: only the sweep asks by it, among pending leads (`lead_fetch_due`).
+    created_at = models.DateTimeField(_("received"), auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
