@@ -47,14 +47,16 @@ def kept_headers(meta: Mapping[str, object]) -> dict[str, str]:
 def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str) -> WebhookDelivery:
     """Store one POST and, when its signature is valid, create a lead row per new leadgen id.
 
-    The delivery row and its leads commit together; if creating the leads fails, their
-    savepoint is rolled back and the delivery is kept with the error (status FAILED), so
-    nothing is half-written and the failure stays visible. The view answers FAILED with a
-    5xx so Meta retries; database errors propagate for the same reason.
+    The delivery row, its new leads and (with the ORM broker) their fetch task commit
+    together, in one transaction. If creating the leads fails with a bug, that transaction
+    rolls back and the delivery is stored alone with the error (status FAILED), so nothing
+    is half-written and the failure stays visible. The view answers FAILED with a 5xx so
+    Meta retries; database errors propagate for the same reason.
 
     The signature is checked, and the JSON read, on the very bytes object the INSERT stores,
     before the write: the delivery row is then written once, with its verdict, ahead of any
-    lead row. This is the webhook's hot path (see `leads.sql`).
+    lead row. This is the webhook's hot path (see `leads.sql`): no savepoint, and single
+    statements while the write lock is held.
     """
     delivery = WebhookDelivery(body=body, headers=dict(headers))
     changes: list[LeadgenChange] = []
@@ -63,20 +65,30 @@ def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str)
         changes = _read(delivery)
     else:
         delivery.status = WebhookDelivery.Status.INVALID_SIGNATURE
-    # On SQLite, wait for the write lock here (woken at once) rather than in SQLite's
-    # sleeping busy handler.
     try:
-        with serialized_writes(), transaction.atomic():
-            sql.insert(delivery)  # written with the outcome `_read` expects
-            if changes:
-                expected = _outcome(delivery)
-                delivery.leads_created = _create_leads(delivery, changes)
-                if _outcome(delivery) != expected:
-                    delivery.save(update_fields=OUTCOME_FIELDS)
+        _store(delivery, changes)
     except DatabaseError:
         forget_known_pks()  # in case a remembered page or form is what failed
         raise
+    except Exception as exc:  # a bug must not lose the delivery: keep it with the error
+        logger.exception("Processing a webhook delivery failed")
+        _failed(delivery, exc)
+        delivery.pk = None  # its row was rolled back
+        _store(delivery, [])
     return delivery
+
+
+def _store(delivery: WebhookDelivery, changes: list[LeadgenChange]) -> None:
+    # On SQLite, wait for the write lock here (woken at once) rather than in SQLite's
+    # sleeping busy handler.
+    with serialized_writes(), transaction.atomic():
+        sql.insert(delivery)  # written with the outcome `_read` expects
+        if changes:
+            created = create_webhook_leads(changes, delivery=delivery)
+            queue.enqueue_fetches_on_commit(created)
+            if len(created) != delivery.leads_created:  # some leadgen ids were stored already
+                delivery.leads_created = len(created)
+                delivery.save(update_fields=["leads_created"])
 
 
 class NotReprocessable(ValueError):
@@ -148,13 +160,10 @@ def _failed(delivery: WebhookDelivery, exc: Exception) -> None:
     delivery.leads_created = 0
 
 
-def _outcome(delivery: WebhookDelivery) -> tuple[object, ...]:
-    return tuple(getattr(delivery, field) for field in OUTCOME_FIELDS)
-
-
 def _create_leads(delivery: WebhookDelivery, changes: list[LeadgenChange]) -> int:
     """Create the changes' new leads in a savepoint and queue their fetch; returns how many
-    were new. A bug rolls the savepoint back and marks the delivery FAILED (returns 0)."""
+    were new. A bug rolls the savepoint back and marks the delivery FAILED (returns 0).
+    For reprocessing, where the delivery row exists already."""
     try:
         with transaction.atomic():
             created = create_webhook_leads(changes, delivery=delivery)

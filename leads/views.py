@@ -14,7 +14,9 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -28,6 +30,17 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
+class _NoNegotiation(BaseContentNegotiation):
+    """Meta's answers are JSON (or the handshake's plain text) whatever it accepts; this
+    skips parsing `Accept` on every delivery."""
+
+    def select_parser(self, request, parsers):  # never called: the body is read raw
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class MetaWebhookView(APIView):
     """`/webhooks/meta/`: Meta's handshake (GET) and leadgen deliveries (POST).
 
@@ -39,6 +52,8 @@ class MetaWebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = _NoNegotiation
     # Meta's endpoint, not part of the documented REST API.
     schema = None
 
