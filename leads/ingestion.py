@@ -79,12 +79,16 @@ def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str)
 
 
 def _store(delivery: WebhookDelivery, changes: list[LeadgenChange]) -> None:
+    # Every value is adapted before the write lock is taken, so that other writers wait
+    # only for the statements themselves.
+    new_delivery = sql.PreparedInstance(delivery)  # with the outcome `_read` expects
+    new_leads = prepare_remembered_leads(changes) if changes else None
     # On SQLite, wait for the write lock here (woken at once) rather than in SQLite's
     # sleeping busy handler.
     with serialized_writes(), transaction.atomic():
-        sql.insert(delivery)  # written with the outcome `_read` expects
+        new_delivery.execute()
         if changes:
-            created = create_webhook_leads(changes, delivery=delivery)
+            created = create_webhook_leads(changes, delivery=delivery, prepared=new_leads)
             queue.enqueue_fetches_on_commit(created)
             if len(created) != delivery.leads_created:  # some leadgen ids were stored already
                 delivery.leads_created = len(created)
@@ -249,34 +253,17 @@ def ensure_forms(form_pages: Mapping[str, Page | None]) -> dict[str, Form]:
     return _ensure_rows(Form, "form_id", wanted, _instances)
 
 
-def create_webhook_leads(
-    changes: Iterable[LeadgenChange], *, delivery: WebhookDelivery
-) -> list[int]:
-    """Create a pending lead per leadgen id not seen before; return the ids created here.
-
-    The unique leadgen_id is the guard against duplicates (Meta retries for 36 hours and
-    two deliveries may race): the INSERT skips ids already stored and reports the rows it
-    really inserted, so a lead that another delivery or a bulk read created first is never
-    fetched twice on our account.
-
-    This runs inside the webhook request, holding the write lock, so it sends single
-    statements (`leads.sql`): a single-lead delivery from a known page and form is one.
-    """
+def _distinct(changes: Iterable[LeadgenChange]) -> list[LeadgenChange]:
     by_id: dict[str, LeadgenChange] = {}
     for change in changes:
         by_id.setdefault(change.leadgen_id, change)
-    pages = _known_pks(Page, "page_id", {c.page_id: {} for c in by_id.values()})
-    forms = _known_pks(
-        Form,
-        "form_id",
-        {c.form_id: {"page_id": pages[c.page_id]} for c in by_id.values() if c.form_id},
-    )
-    common = {
-        "source": Lead.Source.WEBHOOK,
-        "fetch_status": Lead.FetchStatus.PENDING,
-        "first_delivery_id": delivery.pk,
-    }
-    inserted = sql.insert_rows(
+    return list(by_id.values())
+
+
+def _leads_insert(
+    changes: list[LeadgenChange], pages: Mapping[str, int], forms: Mapping[str, int]
+) -> sql.PreparedInsert:
+    return sql.PreparedInsert(
         Lead,
         [
             {
@@ -286,13 +273,58 @@ def create_webhook_leads(
                 "created_time": parse_meta_time(c.created_time),
                 "ad_id": c.ad_id,
             }
-            for c in by_id.values()
+            for c in changes
         ],
         key="leadgen_id",
-        common=common,
+        common={"source": Lead.Source.WEBHOOK, "fetch_status": Lead.FetchStatus.PENDING},
         skip_existing=True,
     )
-    return list(inserted.values())
+
+
+def prepare_webhook_leads(changes: Iterable[LeadgenChange]) -> sql.PreparedInsert:
+    """The INSERT of a pending lead per distinct leadgen id, its values adapted now (see
+    `create_webhook_leads`); pages and forms seen for the first time are created."""
+    distinct = _distinct(changes)
+    pages = _known_pks(Page, "page_id", {c.page_id: {} for c in distinct})
+    forms = _known_pks(
+        Form, "form_id", {c.form_id: {"page_id": pages[c.page_id]} for c in distinct if c.form_id}
+    )
+    return _leads_insert(distinct, pages, forms)
+
+
+def prepare_remembered_leads(changes: Iterable[LeadgenChange]) -> sql.PreparedInsert | None:
+    """`prepare_webhook_leads` without touching the database, when this process remembers
+    every page and form of the changes; else None. The webhook prepares its rows so
+    before it takes the write lock."""
+    distinct = _distinct(changes)
+    try:
+        pages = {c.page_id: _known[Page, c.page_id] for c in distinct}
+        forms = {c.form_id: _known[Form, c.form_id] for c in distinct if c.form_id}
+    except KeyError:
+        return None
+    return _leads_insert(distinct, pages, forms)
+
+
+def create_webhook_leads(
+    changes: Iterable[LeadgenChange],
+    *,
+    delivery: WebhookDelivery,
+    prepared: sql.PreparedInsert | None = None,
+) -> list[int]:
+    """Create a pending lead per leadgen id not seen before; return the ids created here.
+
+    The unique leadgen_id is the guard against duplicates (Meta retries for 36 hours and
+    two deliveries may race): the INSERT skips ids already stored and reports the rows it
+    really inserted, so a lead that another delivery or a bulk read created first is never
+    fetched twice on our account.
+
+    This runs inside the webhook request, holding the write lock, so it sends single
+    statements (`leads.sql`): a single-lead delivery from a known page and form is one,
+    `prepared` ahead by `prepare_webhook_leads`.
+    """
+    insert = prepared or prepare_webhook_leads(changes)
+    insert.set("first_delivery_id", delivery.pk)
+    return list(insert.execute().values())
 
 
 __all__ = [

@@ -40,16 +40,27 @@ class _Column:
     fixed_default: tuple[Any] | None
 
 
-_columns_cache: dict[tuple[type[Model], str], tuple[_Column, ...]] = {}
+@dataclass(frozen=True)
+class _Plan:
+    """How a model's rows become INSERT parameters, worked out once per model."""
+
+    columns: tuple[_Column, ...]  # every column an INSERT writes: all but the auto key
+    index: dict[str, int]  # attname -> position in `columns`
+    # One row of parameters with every fixed default in place; the other slots are
+    # computed per INSERT (`computed`) or come from the row.
+    template: tuple[Any, ...]
+    computed: tuple[int, ...]
 
 
-def _columns(model: type[Model], connection: BaseDatabaseWrapper) -> tuple[_Column, ...]:
-    """Every column an INSERT writes (all but the auto-incremented key), with its adapter:
-    what `field.get_db_prep_save` does, taken directly for the common field types and
-    through the field otherwise."""
+_plans: dict[tuple[type[Model], str], _Plan] = {}
+
+
+def _plan(model: type[Model], connection: BaseDatabaseWrapper) -> _Plan:
+    """Every column with its adapter: what `field.get_db_prep_save` does, taken directly
+    for the common field types and through the field otherwise."""
     key = (model, connection.alias)
-    if key in _columns_cache:
-        return _columns_cache[key]
+    if key in _plans:
+        return _plans[key]
     ops = connection.ops
     columns = []
     for field in model._meta.concrete_fields:
@@ -76,15 +87,17 @@ def _columns(model: type[Model], connection: BaseDatabaseWrapper) -> tuple[_Colu
         stable = not callable(field.default) or field.default in (list, dict)
         fixed = (adapt(field.get_default()),) if stable and not now else None
         columns.append(_Column(field, adapt, now, fixed))
-    _columns_cache[key] = tuple(columns)
-    return _columns_cache[key]
+    _plans[key] = _Plan(
+        columns=tuple(columns),
+        index={column.field.attname: i for i, column in enumerate(columns)},
+        template=tuple(c.fixed_default[0] if c.fixed_default else None for c in columns),
+        computed=tuple(i for i, c in enumerate(columns) if c.fixed_default is None),
+    )
+    return _plans[key]
 
 
 def _params(
-    model: type[Model],
-    rows: Sequence[Mapping[str, Any]],
-    common: Mapping[str, Any],
-    connection: BaseDatabaseWrapper,
+    plan: _Plan, rows: Sequence[Mapping[str, Any]], common: Mapping[str, Any]
 ) -> list[list[Any]]:
     """One parameter list per row: the row's value, else `common`'s, else the field's
     default (or the current time for auto_now fields), each adapted for the database.
@@ -93,22 +106,20 @@ def _params(
     each row copies; only a row's own values are adapted per row (a lead has about 40
     columns, and a bulk-read page 100 leads).
     """
-    now = timezone.now()
-    template: list[Any] = []
-    own_names: dict[str, int] = {}
-    for index, column in enumerate(_columns(model, connection)):
-        name = column.field.attname
-        own_names[name] = index
-        if name in common:
-            template.append(column.adapt(common[name]))
-        elif column.fixed_default is not None:
-            template.append(column.fixed_default[0])
-        elif column.now:
-            template.append(column.adapt(now))
-        else:
-            template.append(column.adapt(column.field.get_default()))
-    columns = _columns(model, connection)
-    # Rows usually share their keys: the slots to fill are worked out once per key set.
+    template = list(plan.template)
+    if plan.computed:
+        now = None
+        for i in plan.computed:
+            column = plan.columns[i]
+            if column.now:
+                now = now or column.adapt(timezone.now())
+                template[i] = now
+            else:
+                template[i] = column.adapt(column.field.get_default())
+    for name, value in common.items():
+        i = plan.index[name]
+        template[i] = plan.columns[i].adapt(value)
+    # Rows usually share their keys: the slots they fill are worked out once per key set.
     slots: dict[tuple[str, ...], list[tuple[int, Callable[[Any], Any], str]]] = {}
     params = []
     for row in rows:
@@ -116,13 +127,13 @@ def _params(
         fill = slots.get(keys)
         if fill is None:
             fill = slots[keys] = [
-                (own_names[name], columns[own_names[name]].adapt, name)
+                (plan.index[name], plan.columns[plan.index[name]].adapt, name)
                 for name in keys
-                if name in own_names
+                if name in plan.index
             ]
         values = template.copy()
-        for index, adapt, name in fill:
-            values[index] = adapt(row[name])
+        for i, adapt, name in fill:
+            values[i] = adapt(row[name])
         params.append(values)
     return params
 
@@ -146,7 +157,7 @@ def _insert_sql(
     if key in _statements:
         return _statements[key]
     quote = connection.ops.quote_name
-    columns = _columns(model, connection)
+    columns = _plan(model, connection).columns
     row = "(" + ", ".join(["%s"] * len(columns)) + ")"
     names = ", ".join(quote(c.field.column) for c in columns)
     # bandit B608: table and column names come from the model, values are parameters.
@@ -158,6 +169,60 @@ def _insert_sql(
     if rows <= CACHED_ROWS:
         _statements[key] = sql
     return sql
+
+
+class PreparedInsert:
+    """An INSERT whose parameters are adapted now and which `execute` sends later.
+
+    The webhook prepares its rows before it takes the database's write lock, so that only
+    the statements themselves run while other writers wait. A value known only once an
+    earlier statement ran (the key of the delivery a lead points to) is filled in with
+    `set`.
+    """
+
+    def __init__(
+        self,
+        model: type[Model],
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        key: str,
+        common: Mapping[str, Any] | None = None,
+        skip_existing: bool = False,
+        using: str = "default",
+    ) -> None:
+        self.model, self.key, self.skip_existing, self.using = model, key, skip_existing, using
+        self._plan = _plan(model, connections[using])
+        self.params = _params(self._plan, rows, common or {})
+
+    def set(self, name: str, value: Any) -> None:
+        """Give column `name` (an attname) this value in every row."""
+        i = self._plan.index[name]
+        adapted = self._plan.columns[i].adapt(value)
+        for row in self.params:
+            row[i] = adapted
+
+    def execute(self) -> dict[Any, int]:
+        """INSERT the rows in as few statements as the database's parameter limit allows;
+        returns {row[key]: pk} of the rows inserted."""
+        if not self.params:
+            return {}
+        connection = connections[self.using]
+        # SQLite allows 999 parameters per statement (as Django assumes); PostgreSQL 65535.
+        limit = connection.features.max_query_params or 32767
+        size = max(1, min(len(self.params), limit // len(self.params[0])))
+        pk_name = self.model._meta.pk.attname
+        skip = self.key if self.skip_existing else None
+        returning = (pk_name,) if self.key == pk_name else (pk_name, self.key)
+        inserted: dict[Any, int] = {}
+        with connection.cursor() as cursor:
+            for start in range(0, len(self.params), size):
+                batch = self.params[start : start + size]
+                sql = _insert_sql(
+                    self.model, connection, len(batch), skip_existing=skip, returning=returning
+                )
+                cursor.execute(sql, [value for row in batch for value in row])
+                inserted.update((row[-1], row[0]) for row in cursor.fetchall())
+        return inserted
 
 
 def insert_rows(
@@ -177,48 +242,36 @@ def insert_rows(
     learns whether it was the one); without, it raises IntegrityError as `bulk_create`
     would. Keys must be distinct within `rows`.
     """
-    if not rows:
-        return {}
-    connection = connections[using]
-    params = _params(model, rows, common or {}, connection)
-    width = len(params[0])
-    # SQLite allows 999 parameters per statement (as Django assumes); PostgreSQL 65535.
-    limit = connection.features.max_query_params or 32767
-    size = max(1, min(len(params), limit // width))
-    pk_name = model._meta.pk.attname
-    inserted: dict[Any, int] = {}
-    with connection.cursor() as cursor:
-        for start in range(0, len(params), size):
-            batch = params[start : start + size]
-            sql = _insert_sql(
-                model,
-                connection,
-                len(batch),
-                skip_existing=key if skip_existing else None,
-                returning=(pk_name, key),
-            )
-            cursor.execute(sql, [value for row in batch for value in row])
-            inserted.update((value, pk) for pk, value in cursor.fetchall())
-    return inserted
+    return PreparedInsert(
+        model, rows, key=key, common=common, skip_existing=skip_existing, using=using
+    ).execute()
+
+
+class PreparedInstance(PreparedInsert):
+    """`insert` in two steps: the instance's values adapted now, `execute` sets its key."""
+
+    def __init__(self, obj: Model, *, using: str = "default") -> None:
+        row = {}
+        now = None
+        for column in _plan(type(obj), connections[using]).columns:
+            if column.now:
+                now = now or timezone.now()
+                setattr(obj, column.field.attname, now)
+            row[column.field.attname] = getattr(obj, column.field.attname)
+        super().__init__(type(obj), [row], key=type(obj)._meta.pk.attname, using=using)
+        self.obj = obj
+
+    def execute(self) -> dict[Any, int]:
+        inserted = super().execute()
+        (self.obj.pk,) = inserted.values()
+        self.obj._state.adding = False
+        self.obj._state.db = self.using
+        return inserted
 
 
 def insert(obj: Model, *, using: str = "default") -> Model:
     """INSERT one new instance, as `obj.save()` would without signals; sets its key."""
-    model = type(obj)
-    connection = connections[using]
-    row = {}
-    for column in _columns(model, connection):
-        if column.now:
-            setattr(obj, column.field.attname, timezone.now())
-        row[column.field.attname] = getattr(obj, column.field.attname)
-    (params,) = _params(model, [row], {}, connection)
-    pk_name = model._meta.pk.attname
-    sql = _insert_sql(model, connection, 1, skip_existing=None, returning=(pk_name,))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (obj.pk,) = cursor.fetchone()
-    obj._state.adding = False
-    obj._state.db = using
+    PreparedInstance(obj, using=using).execute()
     return obj
 
 
