@@ -326,6 +326,14 @@ def due_lead_ids(*, limit: int = 5000) -> list[int]:
     )
 
 
+def lead_pks(leadgen_ids: Iterable[str]) -> list[int]:
+    return list(
+        Lead.objects.filter(leadgen_id__in=list(leadgen_ids))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def fetch_many(lead_pks: Iterable[int], *, client: GraphClient | None = None) -> None:
     client = client or GraphClient()
     for pk in lead_pks:

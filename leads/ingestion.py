@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from leads import queue, sql
@@ -79,20 +79,58 @@ def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str)
 
 
 def _store(delivery: WebhookDelivery, changes: list[LeadgenChange]) -> None:
-    # Every value is adapted before the write lock is taken, so that other writers wait
-    # only for the statements themselves.
+    # Every value, and the fetch tasks' packages, are built before anything is written, so
+    # that on SQLite other writers wait only for the statements themselves.
     new_delivery = sql.PreparedInstance(delivery)  # with the outcome `_read` expects
     new_leads = prepare_remembered_leads(changes) if changes else None
+    # For the usual case: every leadgen id is new (`_read` counted them).
+    fetches = _fetch_tasks([c.leadgen_id for c in _distinct(changes)]) if changes else []
+    if new_leads is not None and len(fetches) == 1 and connection.vendor == "postgresql":
+        _store_in_one_statement(new_delivery, new_leads, fetches[0])
+        return
     # On SQLite, wait for the write lock here (woken at once) rather than in SQLite's
     # sleeping busy handler.
     with serialized_writes(), transaction.atomic():
         new_delivery.execute()
         if changes:
             created = create_webhook_leads(changes, delivery=delivery, prepared=new_leads)
-            queue.enqueue_fetches_on_commit(created)
             if len(created) != delivery.leads_created:  # some leadgen ids were stored already
                 delivery.leads_created = len(created)
                 delivery.save(update_fields=["leads_created"])
+                fetches = _fetch_tasks(list(created))
+            for task in fetches:
+                task.enqueue_on_commit()
+
+
+def _store_in_one_statement(
+    new_delivery: sql.PreparedInstance,
+    new_leads: sql.PreparedInsert,
+    fetch: queue.PreparedTask,
+) -> None:
+    """PostgreSQL: the delivery, its new leads and (ORM broker) their fetch task in one
+    statement, atomic on its own, instead of a transaction of five round trips.
+
+    The task row is written when any lead was new. It names every leadgen id of the
+    delivery, so when some were stored already it names those too: a fetch claims only
+    pending, due leads, so they are not fetched on its account (their own task, or the
+    sweep, has them).
+    """
+    created = sql.insert_with_parent(
+        new_leads, new_delivery, link="first_delivery_id", count="leads_created", then=fetch.row
+    )
+    if fetch.row is None and created:  # a broker outside the database: pushed after commit
+        tasks = [fetch] if len(created) == len(new_leads.params) else _fetch_tasks(list(created))
+        for task in tasks:
+            task.enqueue_on_commit()
+
+
+# Fetch tasks of webhook leads name them by leadgen id, not primary key: their packages
+# are built before the rows (and their keys) exist.
+FETCH_TASK = "leads.tasks.fetch_leads_by_leadgen_id"
+
+
+def _fetch_tasks(leadgen_ids: list[str]) -> list[queue.PreparedTask]:
+    return [queue.prepare(FETCH_TASK, chunk) for chunk in queue.chunks(leadgen_ids)]
 
 
 class NotReprocessable(ValueError):
@@ -171,7 +209,8 @@ def _create_leads(delivery: WebhookDelivery, changes: list[LeadgenChange]) -> in
     try:
         with transaction.atomic():
             created = create_webhook_leads(changes, delivery=delivery)
-            queue.enqueue_fetches_on_commit(created)
+            for task in _fetch_tasks(list(created)):
+                task.enqueue_on_commit()
     except DatabaseError:
         # The connection itself may be gone: let the request fail (5xx) so Meta retries.
         raise
@@ -310,8 +349,9 @@ def create_webhook_leads(
     *,
     delivery: WebhookDelivery,
     prepared: sql.PreparedInsert | None = None,
-) -> list[int]:
-    """Create a pending lead per leadgen id not seen before; return the ids created here.
+) -> dict[str, int]:
+    """Create a pending lead per leadgen id not seen before; return {leadgen id: pk} of the
+    leads created here.
 
     The unique leadgen_id is the guard against duplicates (Meta retries for 36 hours and
     two deliveries may race): the INSERT skips ids already stored and reports the rows it
@@ -324,7 +364,7 @@ def create_webhook_leads(
     """
     insert = prepared or prepare_webhook_leads(changes)
     insert.set("first_delivery_id", delivery.pk)
-    return list(insert.execute().values())
+    return insert.execute()
 
 
 __all__ = [

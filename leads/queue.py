@@ -8,13 +8,20 @@ second commit, and no window after the commit in which a crash loses the task. W
 other broker (Redis), the task is pushed from `transaction.on_commit`; if the broker is
 down then, the work is not lost either: every queued job here has a row with a status (a
 lead waiting for its fetch, an event waiting to be sent) that a scheduled sweep re-queues.
+
+A task can be prepared (`prepare`) before the transaction: its package is pickled and
+signed then, so that queueing it inside costs one INSERT. The webhook does this to keep
+its time under SQLite's write lock short.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
@@ -22,6 +29,8 @@ from django_q.brokers import Broker, get_broker
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
+from django_q.signals import pre_enqueue
+from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
 from leads import sql
@@ -37,9 +46,17 @@ class _OrmBroker(ORM):
     """django-q2's ORM broker, writing its task row in one prepared statement (the webhook
     writes it inside its transaction, while it holds SQLite's write lock)."""
 
+    def row(self, task: str) -> sql.PreparedInsert:
+        return sql.PreparedInsert(
+            OrmQ,
+            [{"key": self.list_key or Conf.CLUSTER_NAME, "payload": task, "lock": timezone.now()}],
+            key="id",
+            using=Conf.ORM,
+        )
+
     def enqueue(self, task: str) -> int:
-        row = OrmQ(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=timezone.now())
-        return sql.insert(row, using=Conf.ORM).pk
+        (pk,) = self.row(task).execute().values()
+        return pk
 
 
 @functools.cache
@@ -56,25 +73,80 @@ def _in_transaction_queue() -> bool:
     return isinstance(_broker(), _OrmBroker) and Conf.ORM == DEFAULT_DB_ALIAS and not Conf.SYNC
 
 
+@dataclass(frozen=True)
+class PreparedTask:
+    """A task whose package is built: what `async_task` would push, pickled and signed."""
+
+    func: str
+    args: tuple[Any, ...]
+    package: str
+    # The ORM broker's row, its values adapted too (None with another broker).
+    row: sql.PreparedInsert | None
+
+    def enqueue(self) -> None:
+        """Queue it now (outside a transaction, or when losing it is recoverable)."""
+        try:
+            self._push()
+        except Exception:  # the broker is unavailable; the sweep recovers the work
+            logger.exception("Could not queue %s; the scheduled sweep will retry it", self.func)
+
+    def enqueue_on_commit(self) -> None:
+        """Queue it so that workers see it only once the current transaction commits."""
+        if self.row is not None and transaction.get_connection().in_atomic_block:
+            # Part of the transaction: a failure here is the database's, and must roll it back.
+            self.row.execute()
+        else:
+            transaction.on_commit(self.enqueue)
+
+    def _push(self) -> None:
+        if Conf.SYNC:  # django-q2's synchronous mode runs the task here and now
+            async_task(self.func, *self.args)
+        elif self.row is not None:
+            self.row.execute()
+        else:
+            _broker().enqueue(self.package)
+
+
+def prepare(func: str, *args: object) -> PreparedTask:
+    """Build the package of task `func(*args)` as django-q2's `async_task` does."""
+    task_id = uuid.uuid4().hex
+    task: dict[str, Any] = {
+        "id": task_id,
+        # Shown in the admin's task lists: what ran, and which run it was.
+        "name": f"{func.rsplit('.', 1)[-1]}-{task_id[:8]}",
+        "func": func,
+        "args": args,
+        "kwargs": {},
+    }
+    if Conf.CACHED:
+        task["cached"] = Conf.CACHED
+    if Conf.ACK_FAILURES:
+        task["ack_failure"] = Conf.ACK_FAILURES
+    task["started"] = timezone.now()
+    pre_enqueue.send(sender="django_q", task=task)
+    package = SignedPackage.dumps(task)
+    broker = _broker()
+    row = broker.row(package) if _in_transaction_queue() else None  # type: ignore[attr-defined]
+    return PreparedTask(func, args, package, row)
+
+
 def enqueue(func: str, *args: object) -> None:
     """Queue a task now (outside a transaction, or when losing it is recoverable)."""
     try:
-        async_task(func, *args, broker=_broker())
-    except Exception:  # the broker is unavailable; the sweep recovers the work
+        task = prepare(func, *args)
+    except Exception:
         logger.exception("Could not queue %s; the scheduled sweep will retry it", func)
+        return
+    task.enqueue()
 
 
 def enqueue_on_commit(func: str, *args: object) -> None:
     """Queue a task that workers see only once the current transaction has committed."""
-    if _in_transaction_queue() and transaction.get_connection().in_atomic_block:
-        # Part of the transaction: a failure here is the database's, and must roll it back.
-        async_task(func, *args, broker=_broker())
-    else:
-        transaction.on_commit(lambda: enqueue(func, *args))
+    prepare(func, *args).enqueue_on_commit()
 
 
-def chunks(ids: Iterable[int], size: int = FETCH_CHUNK) -> list[list[int]]:
-    items: Sequence[int] = list(ids)
+def chunks(ids: Iterable[Any], size: int = FETCH_CHUNK) -> list[list[Any]]:
+    items: Sequence[Any] = list(ids)
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 

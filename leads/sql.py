@@ -138,9 +138,9 @@ def _params(
     return params
 
 
-# Statement texts by (model, database, rows, conflict column, returned fields), for the
-# small statements of the webhook path; a many-row statement is cheap to build next to its
-# rows, and caching every size would keep megabytes of text.
+# Statement texts by (model, database, rows, conflict column, returned fields, ...), for
+# the small statements of the webhook path; a many-row statement is cheap to build next to
+# its rows, and caching every size would keep megabytes of text.
 _statements: dict[tuple[Any, ...], str] = {}
 CACHED_ROWS = 16
 
@@ -152,16 +152,29 @@ def _insert_sql(
     *,
     skip_existing: str | None,
     returning: tuple[str, ...],
+    expressions: tuple[tuple[str, str], ...] = (),
+    where: str | None = None,
 ) -> str:
-    key = (model, connection.alias, rows, skip_existing, returning)
+    """`INSERT ... VALUES (%s, ...), ... [ON CONFLICT (skip_existing) DO NOTHING]
+    RETURNING ...`, every column a parameter but those of `expressions` ((attname, SQL)
+    pairs; the primary key may be one), which are that SQL. With `where`, one row is
+    inserted only if that condition holds (`INSERT ... SELECT %s, ... WHERE ...`)."""
+    key = (model, connection.alias, rows, skip_existing, returning, expressions, where)
     if key in _statements:
         return _statements[key]
     quote = connection.ops.quote_name
-    columns = _plan(model, connection).columns
-    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    names = ", ".join(quote(c.field.column) for c in columns)
-    # bandit B608: table and column names come from the model, values are parameters.
-    sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES {', '.join([row] * rows)}"  # noqa: S608  # nosec B608
+    given = dict(expressions)
+    columns = [c.field for c in _plan(model, connection).columns if c.field.attname not in given]
+    columns += [model._meta.get_field(name) for name in given]
+    names = ", ".join(quote(field.column) for field in columns)
+    values = ", ".join(["%s"] * (len(columns) - len(given)) + list(given.values()))
+    if where is None:
+        rows_sql = "VALUES " + ", ".join([f"({values})"] * rows)
+    else:
+        if rows != 1:
+            raise ValueError("A conditional INSERT writes one row.")
+        rows_sql = f"SELECT {values} WHERE {where}"
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) {rows_sql}"
     if skip_existing:
         sql += f" ON CONFLICT ({quote(model._meta.get_field(skip_existing).column)}) DO NOTHING"
     columns_back = ", ".join(quote(model._meta.get_field(name).column) for name in returning)
@@ -200,6 +213,26 @@ class PreparedInsert:
         adapted = self._plan.columns[i].adapt(value)
         for row in self.params:
             row[i] = adapted
+
+    def statement(
+        self, *, expressions: tuple[tuple[str, str], ...] = (), where: str | None = None
+    ) -> tuple[str, list[Any]]:
+        """The whole INSERT as one statement and its parameters, for use inside another
+        statement (see `_insert_sql` for `expressions` and `where`)."""
+        connection = connections[self.using]
+        pk_name = self.model._meta.pk.attname
+        sql = _insert_sql(
+            self.model,
+            connection,
+            len(self.params),
+            skip_existing=self.key if self.skip_existing else None,
+            returning=(pk_name,) if self.key == pk_name else (pk_name, self.key),
+            expressions=expressions,
+            where=where,
+        )
+        dropped = {self._plan.index[name] for name, _ in expressions if name in self._plan.index}
+        params = [v for row in self.params for i, v in enumerate(row) if i not in dropped]
+        return sql, params
 
     def execute(self) -> dict[Any, int]:
         """INSERT the rows in as few statements as the database's parameter limit allows;
@@ -273,6 +306,81 @@ def insert(obj: Model, *, using: str = "default") -> Model:
     """INSERT one new instance, as `obj.save()` would without signals; sets its key."""
     PreparedInstance(obj, using=using).execute()
     return obj
+
+
+_sequences: dict[tuple[str, str, str], str] = {}
+
+
+def _sequence(connection: BaseDatabaseWrapper, table: str, column: str) -> str:
+    """The name of the sequence behind an identity column, as an SQL literal (looked up once
+    per process: `pg_get_serial_sequence` in every statement costs catalog reads)."""
+    key = (connection.alias, table, column)
+    if key not in _sequences:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT quote_literal(pg_get_serial_sequence(%s, %s))", [table, column])
+            (_sequences[key],) = cursor.fetchone()
+    return _sequences[key]
+
+
+def insert_with_parent(
+    children: PreparedInsert,
+    parent: PreparedInstance,
+    *,
+    link: str,
+    count: str,
+    then: PreparedInsert | None = None,
+) -> dict[Any, int]:
+    """PostgreSQL only: in one statement, so atomic even outside a transaction, INSERT
+    `children` (skipping stored keys when they were prepared so) pointing their `link`
+    column to `parent`; then `parent`, its `count` column set to how many children were
+    inserted; then `then` (one row) only if any child was. Sets the parent's key; returns
+    {child key: pk} of the children inserted.
+
+    One statement instead of BEGIN, three INSERTs and COMMIT: a webhook is then one round
+    trip to the server (bench/webhook). The parent's key is drawn from its sequence first
+    so that the children can point to it before it exists; the foreign key is checked at
+    the end of the statement (Django makes PostgreSQL's constraints deferred).
+    """
+    connection = connections[parent.using]
+    quote = connection.ops.quote_name
+    parent_model = parent.model
+    table, pk = parent_model._meta.db_table, parent_model._meta.pk
+    children_sql, children_params = children.statement(
+        expressions=((link, "(SELECT id FROM parent_key)"),)
+    )
+    parent_sql, parent_params = parent.statement(
+        expressions=(
+            (pk.attname, "(SELECT id FROM parent_key)"),
+            (count, "(SELECT count(*) FROM children)"),
+        )
+    )
+    parts = [
+        f"parent_key AS (SELECT nextval({_sequence(connection, table, pk.column)}) AS id)",
+        f"children AS ({children_sql})",
+        f"parent AS ({parent_sql})",
+    ]
+    params = children_params + parent_params
+    if then is not None:
+        then_sql, then_params = then.statement(where="EXISTS (SELECT 1 FROM children)")
+        parts.append(f"then_row AS ({then_sql})")
+        params += then_params
+    key_column = quote(children.model._meta.get_field(children.key).column)
+    child_pk = quote(children.model._meta.pk.column)
+    # ruff S608, bandit B608: names come from the models, values are parameters.
+    sql = (
+        f"WITH {', '.join(parts)} "  # noqa: S608  # nosec B608
+        f"SELECT {quote(pk.column)}, NULL FROM parent "
+        f"UNION ALL SELECT {child_pk}, {key_column} FROM children"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    parent_rows = [row_pk for row_pk, child_key in rows if child_key is None]
+    (parent.obj.pk,) = parent_rows
+    parent.obj._state.adding = False
+    parent.obj._state.db = parent.using
+    setattr(parent.obj, count, len(rows) - 1)
+    return {child_key: row_pk for row_pk, child_key in rows if child_key is not None}
 
 
 def pks_by(

@@ -25,6 +25,11 @@ def fetch_leads(lead_pks: list[int]) -> None:
     fetching.fetch_many(lead_pks)
 
 
+def fetch_leads_by_leadgen_id(leadgen_ids: list[str]) -> None:
+    """The fetch a webhook queues for the leads it created (see `leads.ingestion`)."""
+    fetching.fetch_many(fetching.lead_pks(leadgen_ids))
+
+
 def sweep_lead_fetches() -> dict[str, int]:
     """Scheduled safety net (every minute): release claims of dead workers, resume pages
     whose token changed, and queue every lead whose fetch is due (deferred retries, and

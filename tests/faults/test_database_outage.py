@@ -78,8 +78,8 @@ def test_database_failure_during_a_webhook_leaves_nothing_and_the_retry_stores_t
     assert [lead.leadgen_id for lead in leads] == ["9001", "9002"]
     assert {lead.fetch_status for lead in leads} == {Lead.FetchStatus.PENDING}
     tasks = queued_tasks()
-    assert [task["func"] for task in tasks] == ["leads.tasks.fetch_leads"]
-    assert sorted(tasks[0]["args"][0]) == sorted(lead.pk for lead in leads)
+    assert [task["func"] for task in tasks] == ["leads.tasks.fetch_leads_by_leadgen_id"]
+    assert sorted(tasks[0]["args"][0]) == ["9001", "9002"]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -121,7 +121,7 @@ def test_a_broker_down_after_commit_leaves_the_leads_to_the_sweep(
         raise ConnectionError("broker unavailable (injected)")
 
     monkeypatch.setattr(queue, "_in_transaction_queue", lambda: False)
-    monkeypatch.setattr(queue, "async_task", broker_down)
+    monkeypatch.setattr(queue.PreparedTask, "_push", broker_down)
     body = json.dumps(leadgen_body([[change_value(9004)]])).encode()
     response = post(body, django_capture_on_commit_callbacks)
     assert response.status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from leads import sql
 from leads.models import Lead, Page, WebhookDelivery
@@ -69,3 +70,39 @@ def test_pks_by_finds_stored_values_only():
     page = Page.objects.create(page_id="1111")
     assert sql.pks_by(Page, "page_id", ["1111", "2222"]) == {"1111": page.pk}
     assert sql.pks_by(Page, "page_id", []) == {}
+
+
+def test_a_prepared_insert_takes_a_late_value_in_every_row():
+    page = Page.objects.create(page_id="1111")
+    delivery = WebhookDelivery.objects.create(body=b"{}", headers={})
+    insert = sql.PreparedInsert(
+        Lead,
+        [{"leadgen_id": str(i), "page_id": page.pk} for i in (1, 2)],
+        key="leadgen_id",
+        skip_existing=True,
+    )
+    insert.set("first_delivery_id", delivery.pk)
+    assert set(insert.execute()) == {"1", "2"}
+    assert set(Lead.objects.values_list("first_delivery_id", flat=True)) == {delivery.pk}
+
+
+@pytest.mark.parametrize(("condition", "rows"), [("1 = 0", 0), ("1 = 1", 1)])
+def test_a_conditional_statement_inserts_its_row_only_when_the_condition_holds(condition, rows):
+    from django_q.models import OrmQ
+
+    insert = sql.PreparedInsert(
+        OrmQ, [{"key": "q", "payload": "p", "lock": timezone.now()}], key="id"
+    )
+    statement, params = insert.statement(where=condition)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+    assert OrmQ.objects.filter(key="q").count() == rows
+
+
+def test_a_statement_can_give_a_column_as_sql_instead_of_a_parameter():
+    page = Page.objects.create(page_id="1111")
+    insert = sql.PreparedInsert(Lead, [{"leadgen_id": "9", "page_id": 0}], key="leadgen_id")
+    statement, params = insert.statement(expressions=(("page_id", str(page.pk)),))
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+    assert Lead.objects.get(leadgen_id="9").page_id == page.pk
