@@ -110,8 +110,10 @@ class MetaWebhookView(APIView):
             case WebhookDelivery.Status.FAILED:
                 # Stored with its error; a 5xx makes Meta deliver it again later.
                 return _error(500, "Delivery stored but could not be processed; retry later.")
-        return JsonResponse(
-            {"received": delivery.changes_count, "new_leads": delivery.leads_created}
+        # Two integers: formatted directly, without a JSON encoder per delivery.
+        return HttpResponse(
+            f'{{"received": {delivery.changes_count:d}, "new_leads": {delivery.leads_created:d}}}',
+            content_type="application/json",
         )
 
 
