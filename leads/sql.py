@@ -131,7 +131,7 @@ def _params(
                 for name in keys
                 if name in plan.index
             ]
-        values = template.copy()
+        values = template.copy() if len(rows) > 1 else template
         for i, adapt, name in fill:
             values[i] = adapt(row[name])
         params.append(values)
@@ -204,7 +204,9 @@ class PreparedInsert:
         using: str = "default",
     ) -> None:
         self.model, self.key, self.skip_existing, self.using = model, key, skip_existing, using
-        self._plan = _plan(model, connections[using])
+        # Executed by the thread that prepared it: its connection is looked up once.
+        self._connection = connections[using]
+        self._plan = _plan(model, self._connection)
         self.params = _params(self._plan, rows, common or {})
 
     def set(self, name: str, value: Any) -> None:
@@ -219,7 +221,7 @@ class PreparedInsert:
     ) -> tuple[str, list[Any]]:
         """The whole INSERT as one statement and its parameters, for use inside another
         statement (see `_insert_sql` for `expressions` and `where`)."""
-        connection = connections[self.using]
+        connection = self._connection
         pk_name = self.model._meta.pk.attname
         sql = _insert_sql(
             self.model,
@@ -239,7 +241,7 @@ class PreparedInsert:
         returns {row[key]: pk} of the rows inserted."""
         if not self.params:
             return {}
-        connection = connections[self.using]
+        connection = self._connection
         # SQLite allows 999 parameters per statement (as Django assumes); PostgreSQL 65535.
         limit = connection.features.max_query_params or 32767
         size = max(1, min(len(self.params), limit // len(self.params[0])))
