@@ -52,6 +52,7 @@ class MetaWebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
+    parser_classes: list = []  # the raw body is read, never request.data
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _NoNegotiation
     # Meta's endpoint, not part of the documented REST API.
