@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -42,8 +42,18 @@ def event_time_for(change: StageChange, created_time: dt.datetime | None) -> dt.
     return change.changed_at
 
 
-def record_stage_changes(sender: Any, *, changes: Sequence[StageChange], **kwargs: Any) -> None:
-    """Write one pending event per change into a stage that sends conversions."""
+def record_stage_changes(
+    sender: Any,
+    *,
+    changes: Sequence[StageChange],
+    created_times: Mapping[int, dt.datetime | None] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Write one pending event per change into a stage that sends conversions.
+
+    `created_times` ({lead pk: created_time}) are the leads' creation times the sender had
+    at hand; the others are read.
+    """
     if not changes:
         return
     stages = PipelineStage.objects.in_bulk({change.to_stage_id for change in changes})
@@ -54,8 +64,8 @@ def record_stage_changes(sender: Any, *, changes: Sequence[StageChange], **kwarg
     ]
     if not wanted:
         return
-    lead_ids = sorted({change.lead_id for change in wanted})
-    created: dict[int, dt.datetime | None] = {}
+    created: dict[int, dt.datetime | None] = dict(created_times or {})
+    lead_ids = sorted({change.lead_id for change in wanted} - created.keys())
     for start in range(0, len(lead_ids), CHUNK):
         chunk = lead_ids[start : start + CHUNK]
         created.update(Lead.objects.filter(pk__in=chunk).values_list("pk", "created_time"))

@@ -13,7 +13,8 @@ end). Each page is stored in one transaction with a fixed number of queries, wha
 size: new leads are inserted complete (`source=bulk`); leads we already have but could
 not complete (pending, fetching, failed, parked: their webhook fetch did not happen or
 failed) are completed with the row; complete leads are left alone. Every lead that
-becomes complete enters the pipeline through `enter_pipeline_many`.
+becomes complete enters the first stage of the pipeline, and its entry is recorded
+(`leads.pipeline.record_entries`): new leads are inserted in that stage.
 
 The form's high-water mark (`Form.leads_synced_until`) is what makes the next run cheap.
 It advances only when a run has read every page of the form (a run that stops early
@@ -53,7 +54,7 @@ from leads.ingestion import ensure_forms
 from leads.lead_data import lead_columns
 from leads.models import Form, Lead, Page
 from leads.pages import sync_forms
-from leads.pipeline import enter_pipeline_many
+from leads.pipeline import Entry, record_entries, stage_waiting_leads
 from leads.webhooks import meta_id
 
 logger = logging.getLogger(__name__)
@@ -392,20 +393,37 @@ def _upsert(
             completions.append(
                 Lead(pk=known["pk"], leadgen_id=leadgen_id, updated_at=now, **values)
             )
+    if not new and not completions:
+        return
+    # Every lead that becomes complete enters the first stage: new ones are inserted
+    # straight into it (one write per lead, not an INSERT then an UPDATE).
+    entry = Entry.now()
+    created: dict[str, int] = {}
     if new:
         created = sql.insert_rows(
             Lead,
             new,
             key="leadgen_id",
-            common={"source": Lead.Source.BULK, "fetch_status": Status.COMPLETE, "fetched_at": now},
+            common={
+                "source": Lead.Source.BULK,
+                "fetch_status": Status.COMPLETE,
+                "fetched_at": now,
+                **entry.columns(),
+            },
         )
         counts.created_pks = sorted(created.values())
+    staged: list[int] = []
     if completions:
         Lead.objects.bulk_update(completions, COMPLETION_FIELDS)
         counts.completed_pks = [lead.pk for lead in completions]
+        staged = stage_waiting_leads(counts.completed_pks, entry=entry)
     counts.created = len(new)
     counts.completed = len(completions)
-    enter_pipeline_many([*counts.created_pks, *counts.completed_pks])
+    record_entries(
+        [*counts.created_pks, *staged],
+        entry=entry,
+        created_times={created[row["leadgen_id"]]: row.get("created_time") for row in new},
+    )
 
 
 # --- Reading -------------------------------------------------------------------------------

@@ -92,6 +92,10 @@ def contact_columns(field_data: Any) -> dict[str, str]:
     }
 
 
+# Lead fields kept as sent in a column of their own, so not again in `graph_data`.
+OWN_COLUMNS = ("field_data", "custom_disclaimer_responses")
+
+
 def _text(data: dict[str, Any], key: str, limit: int = 255) -> str:
     value = data.get(key)
     if value is None or isinstance(value, dict | list):
@@ -102,11 +106,14 @@ def _text(data: dict[str, Any], key: str, limit: int = 255) -> str:
 def lead_columns(data: dict[str, Any]) -> dict[str, Any]:
     """Model field values from a Graph Lead node (`GET /{lead-id}` or a bulk-read row).
 
-    `field_data` and `custom_disclaimer_responses` are kept exactly as sent; the whole node
-    is kept in `graph_data`. Ids are strings. Keys absent from `data` are absent from the
-    result, so a partial answer never blanks a column that has a value.
+    `field_data` and `custom_disclaimer_responses` are kept exactly as sent in their own
+    columns, and the rest of the node in `graph_data` (the two lists are most of a lead's
+    bytes: stored once, not twice). Ids are strings. Keys absent from `data` are absent
+    from the result, so a partial answer never blanks a column that has a value.
     """
-    columns: dict[str, Any] = {"graph_data": data}
+    columns: dict[str, Any] = {
+        "graph_data": {key: value for key, value in data.items() if key not in OWN_COLUMNS}
+    }
     if "created_time" in data:
         columns["created_time"] = parse_meta_time(data["created_time"])
     for key in ("ad_id", "adset_id", "campaign_id"):

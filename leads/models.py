@@ -162,7 +162,8 @@ class Lead(models.Model):
     # Exactly as Meta sent them: [{name, values[]}] and [{checkbox_key, is_checked}].
     field_data = models.JSONField(_("answers"), default=list, blank=True)
     custom_disclaimer_responses = models.JSONField(_("disclaimers"), default=list, blank=True)
-    # The whole Graph answer (home_listing, vehicle, post, ...), for inspection.
+    # The rest of the Graph answer (ad names, home_listing, vehicle, post, ...), for
+    # inspection: the node as Meta sent it, but for the two lists above.
     graph_data = models.JSONField(default=dict, blank=True)
 
     # Extracted from field_data so staff can search; field_data stays the source of truth.

@@ -5,7 +5,8 @@ and announced with `stage_changed`."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -19,10 +20,11 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 # Sent inside the stage-change transaction with `changes`: a list of saved StageChange rows
-# (one for a move, many when a bulk read brings new leads). Receivers that write rows
-# (capi's conversion outbox) therefore commit or roll back with the move, and should write
-# in bulk; any outside work must be queued with transaction.on_commit. `leads` does not know
-# who listens.
+# (one for a move, many when a bulk read brings new leads), and `created_times`: {lead pk:
+# its created_time} for those of the changes' leads the sender has at hand (maybe none).
+# Receivers that write rows (capi's conversion outbox) therefore commit or roll back with
+# the move, and should write in bulk; any outside work must be queued with
+# transaction.on_commit. `leads` does not know who listens.
 stage_changed = Signal()
 
 
@@ -58,7 +60,13 @@ def move_stage(
         )
         lead.stage = stage
         lead.stage_changed_at = changed_at
-        stage_changed.send(sender=StageChange, changes=[change])
+        # The caller's instance may be partial: its creation time is sent only if loaded.
+        loaded = "created_time" not in lead.get_deferred_fields()
+        stage_changed.send(
+            sender=StageChange,
+            changes=[change],
+            created_times={lead.pk: lead.created_time} if loaded else {},
+        )
     return change
 
 
@@ -76,43 +84,83 @@ def enter_pipeline_many(
     lead_pks: Sequence[int], *, via: str = StageChange.Via.SYSTEM
 ) -> list[StageChange]:
     """Put every lead of `lead_pks` that has no stage yet into the first stage, in a fixed
-    number of queries (bulk read brings thousands at once). Returns the changes made.
+    number of queries (bulk read brings thousands at once). Returns the changes made."""
+    if not lead_pks:
+        return []
+    entry = Entry.now()
+    with transaction.atomic():
+        staged = stage_waiting_leads(lead_pks, entry=entry)
+        return record_entries(staged, entry=entry, via=via) if staged else []
+
+
+def stage_waiting_leads(lead_pks: Sequence[int], *, entry: Entry) -> list[int]:
+    """Put the leads of `lead_pks` that have no stage yet into `entry.stage`; returns them,
+    for `record_entries` in the same transaction (which the caller holds).
 
     The conditional UPDATE (`stage IS NULL`) is the guard: a lead staged meanwhile by
     another process is left alone, and the rows we did stage are read back under lock.
     """
+    candidates = list(
+        Lead.objects.select_for_update()
+        .filter(pk__in=lead_pks, stage__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if candidates:
+        Lead.objects.filter(pk__in=candidates, stage__isnull=True).update(
+            stage=entry.stage, stage_changed_at=entry.at, updated_at=entry.at
+        )
+    return candidates
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The first stage and the time of entering it, for leads inserted straight into it."""
+
+    stage: PipelineStage
+    at: dt.datetime
+
+    @classmethod
+    def now(cls) -> Entry:
+        return cls(PipelineStage.first(), timezone.now())
+
+    def columns(self) -> dict[str, object]:
+        """The lead columns that put a new lead in the stage (see `record_entries`)."""
+        return {"stage_id": self.stage.pk, "stage_changed_at": self.at}
+
+
+def record_entries(
+    lead_pks: Sequence[int],
+    *,
+    entry: Entry,
+    via: str = StageChange.Via.SYSTEM,
+    created_times: Mapping[int, dt.datetime | None] | None = None,
+) -> list[StageChange]:
+    """Record that these leads entered `entry.stage` at `entry.at` and announce it.
+
+    For leads this transaction staged: either by `stage_waiting_leads`, or by inserting
+    them with `entry.columns()` (a bulk read's new leads: no second write of each row,
+    since no other process can stage a row it cannot see yet). `created_times`: the leads'
+    created_time, when the caller has them (sent with the changes).
+    """
     if not lead_pks:
         return []
-    first = PipelineStage.first()
-    with transaction.atomic():
-        candidates = list(
-            Lead.objects.select_for_update()
-            .filter(pk__in=lead_pks, stage__isnull=True)
-            .order_by("pk")
-            .values_list("pk", flat=True)
+    # One statement that returns the new ids (a bulk read stages thousands of leads
+    # while it holds the write lock); the instances are built for the receivers.
+    inserted = sql.insert_rows(
+        StageChange,
+        [
+            {"lead_id": pk, "to_stage_id": entry.stage.pk, "changed_at": entry.at, "via": via}
+            for pk in lead_pks
+        ],
+        key="lead_id",
+    )
+    changes = []
+    for pk in lead_pks:
+        change = StageChange(
+            pk=inserted[pk], lead_id=pk, to_stage=entry.stage, changed_at=entry.at, via=via
         )
-        if not candidates:
-            return []
-        changed_at = timezone.now()
-        Lead.objects.filter(pk__in=candidates, stage__isnull=True).update(
-            stage=first, stage_changed_at=changed_at, updated_at=changed_at
-        )
-        # One statement that returns the new ids (a bulk read stages thousands of leads
-        # while it holds the write lock); the instances are built for the receivers.
-        inserted = sql.insert_rows(
-            StageChange,
-            [
-                {"lead_id": pk, "to_stage_id": first.pk, "changed_at": changed_at, "via": via}
-                for pk in candidates
-            ],
-            key="lead_id",
-        )
-        changes = []
-        for pk in candidates:
-            change = StageChange(
-                pk=inserted[pk], lead_id=pk, to_stage=first, changed_at=changed_at, via=via
-            )
-            change._state.adding = False
-            changes.append(change)
-        stage_changed.send(sender=StageChange, changes=changes)
+        change._state.adding = False
+        changes.append(change)
+    stage_changed.send(sender=StageChange, changes=changes, created_times=created_times or {})
     return changes

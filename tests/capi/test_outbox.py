@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from capi.models import ConversionEvent, SenderState
-from leads.models import PipelineStage, StageChange
-from leads.pipeline import enter_pipeline, enter_pipeline_many, move_stage
+from leads.models import Lead, PipelineStage, StageChange
+from leads.pipeline import Entry, enter_pipeline, enter_pipeline_many, move_stage, record_entries
 from tests.capi.conftest import make_lead
 from tests.conftest import queue_size, queued_tasks, run_tasks
 
@@ -75,6 +75,20 @@ def test_event_time_is_never_before_the_leads_creation():
     )
     event = ConversionEvent.objects.get(stage_change=change)
     assert event.event_time == created
+
+
+def test_creation_times_sent_with_the_changes_are_used_not_read_again():
+    """A bulk read inserts new leads in the first stage and sends their creation times with
+    the changes: the event time is clamped to them without reading the leads again."""
+    created = timezone.now() + dt.timedelta(seconds=5)  # Meta's clock ahead of ours
+    lead = make_lead(created_time=created)
+    entry = Entry.now()
+    Lead.objects.filter(pk=lead.pk).update(**entry.columns())
+    with CaptureQueriesContext(connection) as run:
+        (change,) = record_entries([lead.pk], entry=entry, created_times={lead.pk: created})
+    assert not [q["sql"] for q in run.captured_queries if 'FROM "leads_lead"' in q["sql"]]
+    event = ConversionEvent.objects.get(stage_change=change)
+    assert (event.event_time, event.event_name) == (created, "Lead")
 
 
 def test_a_bulk_entry_writes_every_event_in_a_fixed_number_of_queries():

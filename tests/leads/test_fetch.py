@@ -87,6 +87,9 @@ def test_fetch_asks_for_every_field_with_the_page_token_and_stores_everything(pa
     assert lead.form.form_id == "2222"
     assert lead.stage == PipelineStage.first()
     assert lead.graph_data["post_submission_check_result"] == {"status": "PASSED"}
+    # The two lists are stored once, in their own columns, not again in graph_data.
+    assert "field_data" not in lead.graph_data
+    assert "custom_disclaimer_responses" not in lead.graph_data
 
 
 def test_field_data_and_disclaimers_read_back_exactly_as_sent(page, mocked_graph):
