@@ -16,6 +16,7 @@ Leadloop runs on SQLite (3.35 or later) and PostgreSQL; both have
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,23 @@ class _Column:
     # The default, adapted once; None when it must be computed per INSERT (a callable
     # other than list or dict could return a different value each time).
     fixed_default: tuple[Any] | None
+
+
+def _datetime_adapter(connection: BaseDatabaseWrapper) -> Callable[[Any], Any]:
+    """Django's date-time adapter, with a shortcut for SQLite storing UTC (Django's default
+    with USE_TZ): a UTC time is its text without the offset, which is what Django's
+    adapter computes through `settings`, `is_aware` and `make_naive` per value (a
+    bulk-read page adapts hundreds)."""
+    django_adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor != "sqlite" or connection.timezone is not dt.UTC:
+        return django_adapt
+
+    def adapt(value: Any) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is dt.UTC:
+            return str(value.replace(tzinfo=None))
+        return django_adapt(value)
+
+    return adapt
 
 
 @dataclass(frozen=True)
@@ -73,7 +91,7 @@ def _plan(model: type[Model], connection: BaseDatabaseWrapper) -> _Plan:
                 return None if value is None else ops.adapt_json_value(value, encoder)
 
         elif isinstance(field, models.DateTimeField):
-            adapt = ops.adapt_datetimefield_value
+            adapt = _datetime_adapter(connection)
         elif isinstance(
             field, models.CharField | models.TextField | models.BooleanField | models.IntegerField
         ) or (field.is_relation and isinstance(field.target_field, models.AutoField)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -106,3 +108,19 @@ def test_a_statement_can_give_a_column_as_sql_instead_of_a_parameter():
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
     assert Lead.objects.get(leadgen_id="9").page_id == page.pk
+
+
+def test_date_times_are_adapted_as_djangos_own_adapter_does():
+    """The SQLite shortcut for UTC times gives Django's text; other values go through
+    Django's adapter."""
+    adapt = sql._datetime_adapter(connection)
+    values = [
+        timezone.now(),
+        dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC),
+        dt.datetime.fromisoformat("2015-02-28T08:49:14+0000"),
+        dt.datetime(2025, 1, 1, 12, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        None,
+    ]
+    assert [adapt(v) for v in values] == [
+        connection.ops.adapt_datetimefield_value(v) for v in values
+    ]
