@@ -153,12 +153,17 @@ class CappedPaginator(Paginator):
 
     A page is read in two steps: the ids of its rows (sorted and sliced on the lead table
     and its indexes alone), then those rows with their page, form, stage and owner. Joined
-    first, the database would join every match before sorting them to keep 50.
+    first, the database would join every match before sorting them to keep 50. The rows
+    are read from `visible` (the user's leads, which the filtered list narrows) by id:
+    the filters (a search scans indexes) are not evaluated a third time.
     """
 
-    def __init__(self, object_list: QuerySet[Lead], per_page: int, *, cap: int) -> None:
+    def __init__(
+        self, object_list: QuerySet[Lead], per_page: int, *, cap: int, visible: QuerySet[Lead]
+    ) -> None:
         super().__init__(object_list, per_page)
         self.cap = cap
+        self.visible = visible
 
     @cached_property
     def count(self) -> int:
@@ -180,12 +185,15 @@ class CappedPaginator(Paginator):
         number = min(number, self.num_pages)
         bottom = (number - 1) * self.per_page
         ids = list(self.object_list.values_list("pk", flat=True)[bottom : bottom + self.per_page])
-        rows = {lead.pk: lead for lead in row_queryset(self.object_list.filter(pk__in=ids))}
+        rows = {lead.pk: lead for lead in row_queryset(self.visible.filter(pk__in=ids))}
         return Page(with_owner(rows[pk] for pk in ids if pk in rows), number, self)
 
 
-def paginate_leads(leads: QuerySet[Lead], page_number: Any) -> tuple[CappedPaginator, Page]:
-    paginator = CappedPaginator(leads, LIST_PAGE_SIZE, cap=LIST_COUNT_CAP)
+def paginate_leads(
+    leads: QuerySet[Lead], page_number: Any, *, visible: QuerySet[Lead]
+) -> tuple[CappedPaginator, Page]:
+    """A page of `leads`, a filtered subset of `visible` (what the user may see)."""
+    paginator = CappedPaginator(leads, LIST_PAGE_SIZE, cap=LIST_COUNT_CAP, visible=visible)
     return paginator, paginator.get_page(page_number)
 
 

@@ -210,8 +210,9 @@ def move(request: HttpRequest, pk: int) -> HttpResponseBase:
 @require_GET
 @vary_on_headers("HX-Request")
 def lead_list(request: HttpRequest) -> HttpResponse:
-    filterset = LeadListFilter(request.GET or None, visible_leads(request.user), user=request.user)
-    paginator, page = selectors.paginate_leads(filterset.qs, request.GET.get("p"))
+    visible = visible_leads(request.user)
+    filterset = LeadListFilter(request.GET or None, visible, user=request.user)
+    paginator, page = selectors.paginate_leads(filterset.qs, request.GET.get("p"), visible=visible)
     context: dict[str, Any] = {
         "filter": filterset,
         "paginator": paginator,

@@ -115,3 +115,22 @@ def test_detail_costs_the_same_with_one_note_and_change_as_with_fifty(team):
     few = count_queries(client, f"/leads/{lead.pk}/")
     add(49)
     assert count_queries(client, f"/leads/{lead.pk}/") == few
+
+
+def test_a_search_scans_the_indexes_for_the_count_and_the_page_only(team):
+    """The list's search (a scan of the name and email indexes) runs in the capped count
+    and in the page's ids; the page's rows are then read by id, without it."""
+    client = Client()
+    client.force_login(team["ana"])
+    populate(30, owners=[team["ana"]])
+    client.get("/leads/?q=lead1")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/leads/?q=lead1")
+    searching = [q["sql"] for q in queries.captured_queries if "%lead1%" in q["sql"]]
+    assert [sql.split()[:2] for sql in searching] == [
+        ["SELECT", "COUNT(*)"],
+        ["SELECT", '"leads_lead"."id"'],
+    ]
+    # Ana sees page 100 only, the even leads: of those matching, Lead 10, 12, ..., 18.
+    names = {lead.full_name for lead in response.context["leads"]}
+    assert names == {"Lead 10", "Lead 12", "Lead 14", "Lead 16", "Lead 18"}
