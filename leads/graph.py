@@ -33,6 +33,8 @@ from django.core.cache import cache
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from leads import fastjson
+
 logger = logging.getLogger("leads.graph")
 
 LEAD_FIELDS: tuple[str, ...] = (
@@ -550,7 +552,7 @@ class GraphClient:
             self._record_pause(usage.pause_seconds())
 
         try:
-            body = json.loads(response.content)
+            body = fastjson.loads(response.content)
         except ValueError:
             body = None
 
