@@ -257,17 +257,7 @@ class PreparedInsert:
     ) -> tuple[str, list[Any]]:
         """The whole INSERT as one statement and its parameters, for use inside another
         statement (see `_insert_sql` for `expressions` and `where`)."""
-        connection = self._connection
-        pk_name = self.model._meta.pk.attname
-        sql = _insert_sql(
-            self.model,
-            connection,
-            len(self.params),
-            skip_existing=self.key if self.skip_existing else None,
-            returning=(pk_name,) if self.key == pk_name else (pk_name, self.key),
-            expressions=expressions,
-            where=where,
-        )
+        sql = self._sql(len(self.params), expressions=expressions, where=where)
         dropped = {self._plan.index[name] for name, _ in expressions if name in self._plan.index}
         params = [v for row in self.params for i, v in enumerate(row) if i not in dropped]
         return sql, params
@@ -277,23 +267,28 @@ class PreparedInsert:
         returns {row[key]: pk} of the rows inserted."""
         if not self.params:
             return {}
-        connection = self._connection
         # SQLite allows 999 parameters per statement (as Django assumes); PostgreSQL 65535.
-        limit = connection.features.max_query_params or 32767
+        limit = self._connection.features.max_query_params or 32767
         size = max(1, min(len(self.params), limit // len(self.params[0])))
-        pk_name = self.model._meta.pk.attname
-        skip = self.key if self.skip_existing else None
-        returning = (pk_name,) if self.key == pk_name else (pk_name, self.key)
         inserted: dict[Any, int] = {}
-        with connection.cursor() as cursor:
+        with self._connection.cursor() as cursor:
             for start in range(0, len(self.params), size):
                 batch = self.params[start : start + size]
-                sql = _insert_sql(
-                    self.model, connection, len(batch), skip_existing=skip, returning=returning
-                )
-                cursor.execute(sql, [value for row in batch for value in row])
+                cursor.execute(self._sql(len(batch)), [value for row in batch for value in row])
+                # RETURNING the key, then the `key` column (the same one for an instance).
                 inserted.update((row[-1], row[0]) for row in cursor.fetchall())
         return inserted
+
+    def _sql(self, rows: int, **options: Any) -> str:
+        pk_name = self.model._meta.pk.attname
+        return _insert_sql(
+            self.model,
+            self._connection,
+            rows,
+            skip_existing=self.key if self.skip_existing else None,
+            returning=(pk_name,) if self.key == pk_name else (pk_name, self.key),
+            **options,
+        )
 
 
 def insert_rows(
