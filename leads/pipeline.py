@@ -1,6 +1,8 @@
 """The one write path for a lead's stage: the UI, the API, the admin and the system all call
 `move_stage` (or `enter_pipeline` for new leads). Every move is recorded as a StageChange
-and announced with `stage_changed`."""
+and announced with `stage_changed`. The bulk read inserts its new leads already in the
+first stage (`Entry.columns`) and records their entries with `record_entries`, the same
+record and announcement."""
 
 from __future__ import annotations
 
