@@ -139,7 +139,9 @@ class Lead(models.Model):
         PARKED = "parked", _("Waiting for a valid token")
         FAILED = "failed", _("Fetch failed")
 
-    leadgen_id = models.CharField(_("leadgen id"), max_length=META_ID_LENGTH, unique=True)
+    # Unique by a constraint (`Meta.constraints`) rather than `unique=True`, which on
+    # PostgreSQL also builds a LIKE index that no query uses, one more write per lead.
+    leadgen_id = models.CharField(_("leadgen id"), max_length=META_ID_LENGTH)
     # No single-column indexes on page and stage: the (page, …) and (stage, …) indexes
     # below serve their lookups, and every index is one more page written per new lead.
     page = models.ForeignKey(
@@ -167,9 +169,10 @@ class Lead(models.Model):
     graph_data = models.JSONField(default=dict, blank=True)
 
     # Extracted from field_data so staff can search; field_data stays the source of truth.
-    email = models.CharField(_("email"), max_length=254, blank=True, db_index=True)
-    phone = models.CharField(_("phone"), max_length=64, blank=True, db_index=True)
-    full_name = models.CharField(_("name"), max_length=255, blank=True, db_index=True)
+    # Indexed in `Meta.indexes`.
+    email = models.CharField(_("email"), max_length=254, blank=True)
+    phone = models.CharField(_("phone"), max_length=64, blank=True)
+    full_name = models.CharField(_("name"), max_length=255, blank=True)
 
     stage = models.ForeignKey(
         PipelineStage,
@@ -203,8 +206,22 @@ class Lead(models.Model):
         ordering = ["-created_time", "-id"]
         verbose_name = _("lead")
         verbose_name_plural = _("leads")
+        constraints = [
+            # The guard against duplicate leads; `INSERT ... ON CONFLICT` names it.
+            models.UniqueConstraint(fields=["leadgen_id"], name="leads_lead_leadgen_id_key"),
+        ]
+        # Each index is one more page written per new lead, while the webhook holds the
+        # write lock (bench/webhook). A lead waiting for its fetch has no stage, email or
+        # phone yet: the indexes on those leave such rows out (the queries that use them
+        # say so: `stage = ...` does, the search adds `<> ''`), so a webhook writes none
+        # of them. Plain indexes rather than `db_index`, which on PostgreSQL adds a LIKE
+        # (varchar_pattern_ops) index per column that no query here uses.
         indexes = [
-            models.Index(fields=["stage", "-created_time"], name="lead_stage_created"),
+            models.Index(
+                fields=["stage", "-created_time"],
+                name="lead_stage_created",
+                condition=Q(stage__isnull=False),
+            ),
             # A salesperson sees some pages only: per-stage counts of their leads read
             # this index alone, and their newest-first list walks the second one, instead
             # of loading every lead row of their pages (100,000-lead board and list).
@@ -215,6 +232,10 @@ class Lead(models.Model):
                 name="lead_fetch_due",
                 condition=~Q(fetch_status="complete"),
             ),
+            models.Index(fields=["email"], name="lead_email", condition=~Q(email="")),
+            models.Index(fields=["phone"], name="lead_phone", condition=~Q(phone="")),
+            # Whole: the list sorts every lead by name. Named as `db_index` named it.
+            models.Index(fields=["full_name"], name="leads_lead_full_name_5fafa4a4"),
         ]
 
     def __str__(self) -> str:

@@ -464,3 +464,28 @@ def test_a_remembered_page_deleted_since_costs_one_retry(client, settings):
     assert deliver(2).status_code == 200
     lead = Lead.objects.get()
     assert (lead.leadgen_id, lead.page.page_id, lead.form.form_id) == ("2", "1111", "2222")
+
+
+def test_a_pending_lead_enters_only_the_indexes_it_needs():
+    """Every index is one more write per webhook lead: a lead waiting for its fetch (no
+    stage, email or phone yet) is left out of those indexes, and PostgreSQL has no LIKE
+    index on the lead's text columns (no query here matches a prefix)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'leads_lead'"
+            )
+        else:
+            cursor.execute(
+                "SELECT name, coalesce(sql, '') FROM sqlite_master"
+                " WHERE type = 'index' AND tbl_name = 'leads_lead'"
+            )
+        indexes = dict(cursor.fetchall())
+    partial = {name for name, sql in indexes.items() if " WHERE " in sql}
+    assert partial == {"lead_fetch_due", "lead_stage_created", "lead_email", "lead_phone"}
+    assert not [name for name in indexes if name.endswith("_like")]
+    # The unique leadgen id and six others are written for every lead (and on PostgreSQL
+    # the primary key's, which on SQLite is the table itself).
+    assert len(indexes) - len(partial) == (8 if connection.vendor == "postgresql" else 7)
