@@ -115,6 +115,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The webhook's and the bulk read's statements (`leads.sql`, the only ones sent with
+    # server-side binding; Django's own bind on the client and are never prepared) are
+    # prepared once they repeat: a webhook's statement then costs PostgreSQL about half
+    # (parsing and planning it took as long as running it; bench/webhook). Set
+    # DATABASE_PREPARED_STATEMENTS=false behind a pooler that cannot keep them
+    # (PgBouncer in transaction mode before 1.21, or with max_prepared_statements = 0).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "prepare_threshold", 5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
+    )
 # Persistent connections, also for SQLite: opening one costs more than a webhook's queries.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)

@@ -248,9 +248,11 @@ def _cursor(connection: BaseDatabaseWrapper) -> Any:
 
     On PostgreSQL it sends the values apart from the statement (psycopg's server-side
     binding): Django's cursors bind on the client, quoting every value into the SQL text,
-    which for a webhook's 50 values was a tenth of its Python time. No statement is
-    prepared on the server, so connection poolers work as with Django's cursors. On
-    SQLite it is Django's cursor with its conversions remembered (`_SQLiteCursor`).
+    which for a webhook's 50 values was a tenth of its Python time. A statement that
+    repeats is then prepared on the server, once per connection, when the connection
+    allows it (psycopg's `prepare_threshold`: see DATABASE_PREPARED_STATEMENTS in the
+    settings); Django's own cursors never prepare. On SQLite it is Django's cursor with
+    its conversions remembered (`_SQLiteCursor`).
     """
     if connection.vendor not in ("postgresql", "sqlite"):
         return connection.cursor()

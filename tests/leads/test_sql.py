@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -124,3 +127,44 @@ def test_date_times_are_adapted_as_djangos_own_adapter_does():
     assert [adapt(v) for v in values] == [
         connection.ops.adapt_datetimefield_value(v) for v in values
     ]
+
+
+def test_a_repeated_hot_statement_is_prepared_on_postgresql_and_djangos_are_not():
+    """PostgreSQL parses and plans the webhook's statement once per connection (it took as
+    long as running it); Django's own queries, bound on the client, are never prepared."""
+    if connection.vendor != "postgresql":
+        # SQLite keeps no server-side statements; nothing to prepare.
+        assert "prepare_threshold" not in connection.settings_dict["OPTIONS"]
+        return
+    for i in range(8):
+        sql.insert_rows(Page, [{"page_id": f"prep-{i}", "name": "P"}], key="page_id")
+        list(Page.objects.filter(page_id=f"prep-{i}"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    # (Other tests' statements may be prepared on this connection too.)
+    assert [s for s in prepared if s.startswith('INSERT INTO "leads_page"')]
+    assert not [s for s in prepared if s.startswith("SELECT") and '"leads_page"' in s]
+
+
+@pytest.mark.parametrize(("value", "threshold"), [(None, 5), ("false", None), ("true", 5)])
+def test_prepared_statements_can_be_turned_off_for_a_pooler(value, threshold):
+    """DATABASE_PREPARED_STATEMENTS=false: for PgBouncer in transaction mode before 1.21."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "true",
+        "DATABASE_URL": "postgres://leadloop@db.invalid:5432/leadloop",
+        "LEADLOOP_ENV_FILE": os.devnull,
+    }
+    env.pop("DATABASE_PREPARED_STATEMENTS", None)
+    if value is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = value
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS'].get('prepare_threshold'))"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == str(threshold)
