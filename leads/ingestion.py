@@ -15,7 +15,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from leads import queue, sql
-from leads.dblock import serialized_writes
+from leads.dblock import immediate_transaction, serialized_writes
 from leads.lead_data import parse_meta_time
 from leads.models import Form, Lead, Page, WebhookDelivery
 from leads.webhooks import (
@@ -88,6 +88,9 @@ def _store(delivery: WebhookDelivery, changes: list[LeadgenChange]) -> None:
     if new_leads is not None and len(fetches) == 1 and connection.vendor == "postgresql":
         _store_in_one_statement(new_delivery, new_leads, fetches[0])
         return
+    if connection.vendor == "sqlite" and not connection.in_atomic_block and new_leads is not None:
+        _store_under_the_write_lock(delivery, new_delivery, new_leads, changes, fetches)
+        return
     # On SQLite, wait for the write lock here (woken at once) rather than in SQLite's
     # sleeping busy handler.
     with serialized_writes(), transaction.atomic():
@@ -122,6 +125,36 @@ def _store_in_one_statement(
         tasks = [fetch] if len(created) == len(new_leads.params) else _fetch_tasks(list(created))
         for task in tasks:
             task.enqueue_on_commit()
+
+
+def _store_under_the_write_lock(
+    delivery: WebhookDelivery,
+    new_delivery: sql.PreparedInstance,
+    new_leads: sql.PreparedInsert,
+    changes: list[LeadgenChange],
+    fetches: list[queue.PreparedTask],
+) -> None:
+    """SQLite, pages and forms known: the delivery, its new leads and (ORM broker) their
+    fetch tasks between BEGIN IMMEDIATE and COMMIT on one cursor, while holding the write
+    lock (`immediate_transaction`: no `atomic()`, no cursor per statement). Tasks for
+    another broker are pushed once that COMMIT is done."""
+    after_commit: list[queue.PreparedTask] = []
+    with immediate_transaction() as cursor:
+        new_delivery.execute(cursor)
+        created = create_webhook_leads(
+            changes, delivery=delivery, prepared=new_leads, cursor=cursor
+        )
+        if len(created) != delivery.leads_created:  # some leadgen ids were stored already
+            delivery.leads_created = len(created)
+            delivery.save(update_fields=["leads_created"])  # an UPDATE, in this transaction
+            fetches = _fetch_tasks(list(created))
+        for task in fetches:
+            if task.row is not None:
+                task.row.execute(cursor)
+            else:
+                after_commit.append(task)
+    for task in after_commit:
+        task.enqueue()
 
 
 # Fetch tasks of webhook leads name them by leadgen id, not primary key: their packages
@@ -349,6 +382,7 @@ def create_webhook_leads(
     *,
     delivery: WebhookDelivery,
     prepared: sql.PreparedInsert | None = None,
+    cursor: Any = None,
 ) -> dict[str, int]:
     """Create a pending lead per leadgen id not seen before; return {leadgen id: pk} of the
     leads created here.
@@ -364,7 +398,7 @@ def create_webhook_leads(
     """
     insert = prepared or prepare_webhook_leads(changes)
     insert.set("first_delivery_id", delivery.pk)
-    return insert.execute()
+    return insert.execute(cursor)
 
 
 __all__ = [

@@ -242,6 +242,18 @@ class _SQLiteCursor(SQLiteCursorWrapper):
         return converted
 
 
+def raw_cursor(connection: BaseDatabaseWrapper) -> Any:
+    """SQLite: the connection's own cursor (`_SQLiteCursor`: Django's `%s` placeholders),
+    wrapped as Django wraps its cursors only when something watches them (query logging,
+    execute wrappers); errors are then the caller's to translate
+    (`connection.wrap_database_errors`). See `leads.dblock.immediate_transaction`."""
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    if connection.queries_logged or connection.execute_wrappers:
+        return _cursor(connection)
+    return connection.connection.cursor(factory=_SQLiteCursor)
+
+
 def _cursor(connection: BaseDatabaseWrapper) -> Any:
     """A cursor for the hot paths' statements, wrapped as Django wraps its own (execute
     wrappers, query logging).
@@ -311,21 +323,24 @@ class PreparedInsert:
         params = [v for row in self.params for i, v in enumerate(row) if i not in dropped]
         return sql, params
 
-    def execute(self) -> dict[Any, int]:
+    def execute(self, cursor: Any = None) -> dict[Any, int]:
         """INSERT the rows in as few statements as the database's parameter limit allows;
-        returns {row[key]: pk} of the rows inserted."""
+        returns {row[key]: pk} of the rows inserted. On `cursor` when given (one of the
+        connection's, inside `leads.dblock.immediate_transaction`), else on its own."""
         if not self.params:
             return {}
+        if cursor is None:
+            with _cursor(self._connection) as own:
+                return self.execute(own)
         # SQLite allows 999 parameters per statement (as Django assumes); PostgreSQL 65535.
         limit = self._connection.features.max_query_params or 32767
         size = max(1, min(len(self.params), limit // len(self.params[0])))
         inserted: dict[Any, int] = {}
-        with _cursor(self._connection) as cursor:
-            for start in range(0, len(self.params), size):
-                batch = self.params[start : start + size]
-                cursor.execute(self._sql(len(batch)), [value for row in batch for value in row])
-                # RETURNING the key, then the `key` column (the same one for an instance).
-                inserted.update((row[-1], row[0]) for row in cursor.fetchall())
+        for start in range(0, len(self.params), size):
+            batch = self.params[start : start + size]
+            cursor.execute(self._sql(len(batch)), [value for row in batch for value in row])
+            # RETURNING the key, then the `key` column (the same one for an instance).
+            inserted.update((row[-1], row[0]) for row in cursor.fetchall())
         return inserted
 
     def _sql(self, rows: int, **options: Any) -> str:
@@ -376,8 +391,8 @@ class PreparedInstance(PreparedInsert):
         super().__init__(type(obj), [row], key=type(obj)._meta.pk.attname, using=using)
         self.obj = obj
 
-    def execute(self) -> dict[Any, int]:
-        inserted = super().execute()
+    def execute(self, cursor: Any = None) -> dict[Any, int]:
+        inserted = super().execute(cursor)
         (self.obj.pk,) = inserted.values()
         self.obj._state.adding = False
         self.obj._state.db = self.using

@@ -1,13 +1,14 @@
-"""SQLite's planner statistics are kept fresh, so a salesperson's newest leads are read in
-order instead of sorting every lead of their pages."""
+"""SQLite's write transactions (the webhook's, under the write lock) and planner statistics
+(kept fresh, so a salesperson's newest leads are read in order instead of sorting every
+lead of their pages)."""
 
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django_q.models import Schedule
 
-from leads import dblock, tasks
+from leads import dblock, sql, tasks
 from leads.models import Lead, Page
 
 pytestmark = pytest.mark.django_db
@@ -66,3 +67,39 @@ def test_a_large_bulk_read_refreshes_the_statistics(monkeypatch):
         client=None, sleep=lambda s: None, progress=None, deadline=None,
     )  # fmt: skip
     assert calls == [1]
+
+
+def _page_insert(page_id: str) -> sql.PreparedInsert:
+    return sql.PreparedInsert(Page, [{"page_id": page_id, "name": "P"}], key="page_id")
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_immediate_transaction_commits_or_rolls_back_whole():
+    if connection.vendor != "sqlite":
+        with pytest.raises(RuntimeError), dblock.immediate_transaction():
+            pass
+        return
+    with dblock.immediate_transaction() as cursor:
+        _page_insert("1").execute(cursor)
+        _page_insert("2").execute(cursor)
+    assert set(Page.objects.values_list("page_id", flat=True)) == {"1", "2"}
+
+    with pytest.raises(ZeroDivisionError), dblock.immediate_transaction() as cursor:
+        _page_insert("3").execute(cursor)
+        1 / 0  # noqa: B018
+    # A database error comes out as Django's, and also rolls back what came before it.
+    with pytest.raises(IntegrityError), dblock.immediate_transaction() as cursor:
+        _page_insert("4").execute(cursor)
+        _page_insert("1").execute(cursor)
+    assert set(Page.objects.values_list("page_id", flat=True)) == {"1", "2"}
+    assert not connection.in_atomic_block and connection.get_autocommit()
+    # Django's own transactions work as before on the same connection.
+    with transaction.atomic():
+        Page.objects.create(page_id="5")
+    assert Page.objects.count() == 3
+
+
+def test_an_immediate_transaction_refuses_to_nest_in_another():
+    # pytest-django runs this test inside a transaction (atomic).
+    with pytest.raises(RuntimeError), dblock.immediate_transaction():
+        pass

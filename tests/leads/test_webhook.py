@@ -489,3 +489,85 @@ def test_a_pending_lead_enters_only_the_indexes_it_needs():
     # The unique leadgen id and six others are written for every lead (and on PostgreSQL
     # the primary key's, which on SQLite is the table itself).
     assert len(indexes) - len(partial) == (8 if connection.vendor == "postgresql" else 7)
+
+
+# --- SQLite's hot path, outside any test transaction ------------------------------------
+
+
+def _deliver(client, *leads: int):
+    from leads.webhooks import sign
+
+    body = json.dumps(leadgen_body([[change_value(lead) for lead in leads]])).encode()
+    return client.post(
+        "/webhooks/meta/",
+        body,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256=sign(body, settings.META_APP_SECRET),
+    )
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_sqlite_writes_a_known_page_delivery_in_one_immediate_transaction(client):
+    """The statements a webhook sends while it holds SQLite's write lock: BEGIN IMMEDIATE,
+    the delivery, its lead, the fetch task's row (ORM broker), COMMIT; and nothing is
+    visible to other connections before that COMMIT."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "sqlite":
+        # PostgreSQL sends one statement (test_a_known_page_and_form_cost_one_statement...).
+        assert _deliver(client, 1).status_code == 200
+        return
+    assert _deliver(client, 1).status_code == 200  # the page and form are now known
+    queued_tasks()
+    with CaptureQueriesContext(connection) as queries:
+        response = _deliver(client, 2)
+    assert response.json() == {"received": 1, "new_leads": 1}
+    sent = [q["sql"].split(" (")[0] for q in queries.captured_queries]
+    written = ['INSERT INTO "leads_webhookdelivery"', 'INSERT INTO "leads_lead"']
+    if not settings.REDIS_URL:
+        written.append('INSERT INTO "django_q_ormq"')
+    assert sent == ["BEGIN IMMEDIATE", *written, "COMMIT"]
+    # With Redis the task is pushed after that COMMIT; either way exactly one, for lead 2.
+    assert [t["args"] for t in queued_tasks()] == [(["2"],)]
+    newest = WebhookDelivery.objects.order_by("pk").last()
+    assert Lead.objects.get(leadgen_id="2").first_delivery_id == newest.pk
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_known_page_delivery_with_a_stored_lead_counts_the_new_one_only(client):
+    from django.db import connection
+
+    assert _deliver(client, 1).status_code == 200
+    queued_tasks()
+    response = _deliver(client, 1, 2)
+    assert response.json() == {"received": 2, "new_leads": 1}
+    assert WebhookDelivery.objects.order_by("pk").last().leads_created == 1
+    assert Lead.objects.count() == 2
+    # SQLite queues the new lead's fetch; PostgreSQL's one statement names the delivery's
+    # every lead (a fetch claims pending leads only, once: see _store_in_one_statement).
+    expected = ["1", "2"] if connection.vendor == "postgresql" else ["2"]
+    assert [t["args"] for t in queued_tasks()] == [(expected,)]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_bug_midway_rolls_a_known_page_delivery_back(client, monkeypatch):
+    from django.db import connection
+
+    assert _deliver(client, 1).status_code == 200
+    queued_tasks()
+
+    def explode(*args, **kwargs):
+        raise KeyError("surprise")
+
+    if connection.vendor == "postgresql":  # one statement there
+        monkeypatch.setattr("leads.sql.insert_with_parent", explode)
+    else:  # after the delivery's INSERT, under the write lock
+        monkeypatch.setattr("leads.ingestion.create_webhook_leads", explode)
+    response = _deliver(client, 2)
+    assert response.status_code == 500
+    failed = WebhookDelivery.objects.order_by("pk").last()
+    assert failed.status == WebhookDelivery.Status.FAILED and "KeyError" in failed.error
+    assert WebhookDelivery.objects.count() == 2  # the first, and this one stored alone
+    assert not Lead.objects.filter(leadgen_id="2").exists()
+    assert queue_size() == 0
