@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from leads import fastjson
 
 SIGNATURE_PREFIX = b"sha256="
 
@@ -76,8 +77,9 @@ def _unix(value: Any) -> int | None:
 
 def parse_payload(body: bytes) -> dict[str, Any]:
     try:
-        # json.loads on bytes detects UTF-8/16/32 itself; Python ints keep 17-digit ids exact.
-        payload = json.loads(body)
+        # orjson for a UTF-8 body (every delivery), else the standard library, which detects
+        # UTF-16/32 itself; both keep 17-digit ids exact (Python ints).
+        payload = fastjson.loads(body)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and UnicodeDecodeError; RecursionError is what
         # deeply nested arrays raise.
