@@ -23,14 +23,16 @@ def parse_meta_time(value: Any) -> dt.datetime | None:
     text = str(value).strip()
     if text.isdigit():
         return parse_meta_time(int(text))
-    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
-        try:
-            return dt.datetime.strptime(text, fmt)
-        except ValueError:
-            pass
+    # fromisoformat reads Meta's form (Python 3.11) at a tenth of strptime's cost, which a
+    # bulk read pays per lead; strptime still takes what it alone accepts.
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
+            try:
+                return dt.datetime.strptime(text, fmt)
+            except ValueError:
+                pass
         return None
     # A time without an offset is taken as UTC rather than the server's zone.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
