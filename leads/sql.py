@@ -193,7 +193,7 @@ def _insert_sql(
     where: str | None = None,
 ) -> str:
     """`INSERT ... VALUES (%s, ...), ... [ON CONFLICT (skip_existing) DO NOTHING]
-    RETURNING ...`, every column a parameter but those of `expressions` ((attname, SQL)
+    [RETURNING ...]`, every column a parameter but those of `expressions` ((attname, SQL)
     pairs; the primary key may be one), which are that SQL. With `where`, one row is
     inserted only if that condition holds (`INSERT ... SELECT %s, ... WHERE ...`)."""
     key = (model, connection.alias, rows, skip_existing, returning, expressions, where)
@@ -214,8 +214,9 @@ def _insert_sql(
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) {rows_sql}"
     if skip_existing:
         sql += f" ON CONFLICT ({quote(model._meta.get_field(skip_existing).column)}) DO NOTHING"
-    columns_back = ", ".join(quote(model._meta.get_field(name).column) for name in returning)
-    sql = f"{sql} RETURNING {columns_back}"
+    if returning:
+        columns_back = ", ".join(quote(model._meta.get_field(name).column) for name in returning)
+        sql = f"{sql} RETURNING {columns_back}"
     if rows <= CACHED_ROWS:
         _statements[key] = sql
     return sql
@@ -332,6 +333,8 @@ class PreparedInsert:
         if cursor is None:
             with _cursor(self._connection) as own:
                 return self.execute(own)
+        if len(self.params) == 1 and self._by_rowid():
+            return self._execute_one(cursor)
         # SQLite allows 999 parameters per statement (as Django assumes); PostgreSQL 65535.
         limit = self._connection.features.max_query_params or 32767
         size = max(1, min(len(self.params), limit // len(self.params[0])))
@@ -343,14 +346,41 @@ class PreparedInsert:
             inserted.update((row[-1], row[0]) for row in cursor.fetchall())
         return inserted
 
+    def _by_rowid(self) -> bool:
+        """SQLite, an integer key (the rowid) and a `key` column whose values are stored as
+        given: one row's key can then be read from the cursor instead of RETURNING."""
+        if self._connection.vendor != "sqlite":
+            return False
+        meta = self.model._meta
+        if not isinstance(meta.pk, models.AutoField | models.BigAutoField):
+            return False
+        return self.key == meta.pk.attname or self._plan.columns[
+            self._plan.index[self.key]
+        ].adapt in (_same_value,)
+
+    def _execute_one(self, cursor: Any) -> dict[Any, int]:
+        """One row without RETURNING: its key is the cursor's `lastrowid`, and `rowcount`
+        says whether a conflict skipped it. The sqlite3 module runs such an INSERT in one
+        step, where RETURNING takes two (the row, then the end), and it releases the GIL
+        around each: the webhook sends three of them while it holds the write lock, and a
+        gunicorn worker's other thread takes the GIL at every release (bench/webhook)."""
+        (row,) = self.params
+        cursor.execute(self._sql(1, returning=()), row)
+        if cursor.rowcount != 1:
+            return {}
+        pk = cursor.lastrowid
+        if self.key == self.model._meta.pk.attname:
+            return {pk: pk}
+        return {row[self._plan.index[self.key]]: pk}
+
     def _sql(self, rows: int, **options: Any) -> str:
         pk_name = self.model._meta.pk.attname
+        options.setdefault("returning", (pk_name,) if self.key == pk_name else (pk_name, self.key))
         return _insert_sql(
             self.model,
             self._connection,
             rows,
             skip_existing=self.key if self.skip_existing else None,
-            returning=(pk_name,) if self.key == pk_name else (pk_name, self.key),
             **options,
         )
 

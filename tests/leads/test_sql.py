@@ -168,3 +168,22 @@ def test_prepared_statements_can_be_turned_off_for_a_pooler(value, threshold):
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == str(threshold)
+
+
+def test_one_row_is_inserted_without_returning_on_sqlite_and_keyed_all_the_same():
+    """SQLite reads one row's key from the cursor (one step of the sqlite3 module instead
+    of two); the result is the same as RETURNING's, conflicts included."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        first = sql.insert_rows(Page, [{"page_id": "7", "name": "P"}], key="page_id")
+        again = sql.insert_rows(
+            Page, [{"page_id": "7", "name": "Q"}], key="page_id", skip_existing=True
+        )
+        delivery = sql.insert(WebhookDelivery(body=b"{}", headers={}))
+    page = Page.objects.get(page_id="7")
+    assert first == {"7": page.pk}
+    assert again == {}
+    assert delivery.pk == WebhookDelivery.objects.get().pk
+    returning = ["RETURNING" in q["sql"] for q in queries.captured_queries]
+    assert returning == [connection.vendor != "sqlite"] * 3
