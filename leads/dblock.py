@@ -70,13 +70,13 @@ def immediate_transaction(using: str = "default") -> Iterator[Any]:
     wrappers). Django's `on_commit` callbacks do not wait for this COMMIT: work for after
     it is the caller's to run. Use `transaction.atomic()` anywhere else; this refuses.
     """
-    from leads.sql import raw_cursor  # leads.sql builds statements; this module is lower
+    from leads.sql import cursor_for  # leads.sql builds statements; this module is lower
 
     connection = connections[using]
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         raise RuntimeError("immediate_transaction is for SQLite outside a transaction.")
     with serialized_writes(using), connection.wrap_database_errors:
-        cursor = raw_cursor(connection)
+        cursor = cursor_for(connection, bare=True)
         try:
             cursor.execute("BEGIN IMMEDIATE")
             try:

@@ -243,19 +243,7 @@ class _SQLiteCursor(SQLiteCursorWrapper):
         return converted
 
 
-def raw_cursor(connection: BaseDatabaseWrapper) -> Any:
-    """SQLite: the connection's own cursor (`_SQLiteCursor`: Django's `%s` placeholders),
-    wrapped as Django wraps its cursors only when something watches them (query logging,
-    execute wrappers); errors are then the caller's to translate
-    (`connection.wrap_database_errors`). See `leads.dblock.immediate_transaction`."""
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    if connection.queries_logged or connection.execute_wrappers:
-        return _cursor(connection)
-    return connection.connection.cursor(factory=_SQLiteCursor)
-
-
-def _cursor(connection: BaseDatabaseWrapper) -> Any:
+def cursor_for(connection: BaseDatabaseWrapper, *, bare: bool = False) -> Any:
     """A cursor for the hot paths' statements, wrapped as Django wraps its own (execute
     wrappers, query logging).
 
@@ -266,6 +254,10 @@ def _cursor(connection: BaseDatabaseWrapper) -> Any:
     allows it (psycopg's `prepare_threshold`: see DATABASE_PREPARED_STATEMENTS in the
     settings); Django's own cursors never prepare. On SQLite it is Django's cursor with
     its conversions remembered (`_SQLiteCursor`).
+
+    `bare`: wrapped only when something watches it (query logging, execute wrappers); the
+    caller then translates errors itself (`connection.wrap_database_errors`, as
+    `leads.dblock.immediate_transaction` does).
     """
     if connection.vendor not in ("postgresql", "sqlite"):
         return connection.cursor()
@@ -279,6 +271,8 @@ def _cursor(connection: BaseDatabaseWrapper) -> Any:
         cursor = connection.connection.cursor(factory=_SQLiteCursor)
     if connection.queries_logged:
         return connection.make_debug_cursor(cursor)
+    if bare and not connection.execute_wrappers:
+        return cursor
     return connection.make_cursor(cursor)
 
 
@@ -331,7 +325,7 @@ class PreparedInsert:
         if not self.params:
             return {}
         if cursor is None:
-            with _cursor(self._connection) as own:
+            with cursor_for(self._connection) as own:
                 return self.execute(own)
         if len(self.params) == 1 and self._by_rowid():
             return self._execute_one(cursor)
@@ -354,9 +348,10 @@ class PreparedInsert:
         meta = self.model._meta
         if not isinstance(meta.pk, models.AutoField | models.BigAutoField):
             return False
-        return self.key == meta.pk.attname or self._plan.columns[
-            self._plan.index[self.key]
-        ].adapt in (_same_value,)
+        return (
+            self.key == meta.pk.attname
+            or self._plan.columns[self._plan.index[self.key]].adapt is _same_value
+        )
 
     def _execute_one(self, cursor: Any) -> dict[Any, int]:
         """One row without RETURNING: its key is the cursor's `lastrowid`, and `rowcount`
@@ -499,7 +494,7 @@ def insert_with_parent(
         f"SELECT {quote(pk.column)}, NULL FROM parent "
         f"UNION ALL SELECT {child_pk}, {key_column} FROM children"
     )
-    with _cursor(connection) as cursor:
+    with cursor_for(connection) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     parent_rows = [row_pk for row_pk, child_key in rows if child_key is None]
