@@ -26,6 +26,8 @@ from leads.models import Lead, PipelineStage, StageChange
 
 logger = logging.getLogger(__name__)
 
+TO_STAGE = StageChange._meta.get_field("to_stage")
+
 # Rows per query: under SQLite's default limit of host parameters, whatever its version.
 CHUNK = 900
 
@@ -42,6 +44,20 @@ def event_time_for(change: StageChange, created_time: dt.datetime | None) -> dt.
     return change.changed_at
 
 
+def _stages_of(changes: Sequence[StageChange]) -> dict[int, PipelineStage]:
+    """{pk: stage} of the changes' stages: the instances the sender attached (read in its
+    transaction; a bulk read's page attaches the one it read), else read here."""
+    stages = {
+        change.to_stage_id: TO_STAGE.get_cached_value(change)
+        for change in changes
+        if TO_STAGE.is_cached(change)
+    }
+    missing = {change.to_stage_id for change in changes} - stages.keys()
+    if missing:
+        stages.update(PipelineStage.objects.in_bulk(missing))
+    return stages
+
+
 def record_stage_changes(
     sender: Any,
     *,
@@ -56,7 +72,7 @@ def record_stage_changes(
     """
     if not changes:
         return
-    stages = PipelineStage.objects.in_bulk({change.to_stage_id for change in changes})
+    stages = _stages_of(changes)
     wanted = [
         change
         for change in changes

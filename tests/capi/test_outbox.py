@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from capi.models import ConversionEvent, SenderState
+from capi.outbox import record_stage_changes
 from leads.models import Lead, PipelineStage, StageChange
 from leads.pipeline import Entry, enter_pipeline, enter_pipeline_many, move_stage, record_entries
 from tests.capi.conftest import make_lead
@@ -89,6 +90,32 @@ def test_creation_times_sent_with_the_changes_are_used_not_read_again():
     assert not [q["sql"] for q in run.captured_queries if 'FROM "leads_lead"' in q["sql"]]
     event = ConversionEvent.objects.get(stage_change=change)
     assert (event.event_time, event.event_name) == (created, "Lead")
+
+
+def test_the_stage_the_sender_attached_is_used_and_a_missing_one_is_read():
+    stages_read = 'FROM "leads_pipelinestage"'
+    lead = make_lead()
+    entry = Entry.now()  # read by the sender, in its transaction
+    Lead.objects.filter(pk=lead.pk).update(**entry.columns())
+    with CaptureQueriesContext(connection) as attached:
+        record_entries([lead.pk], entry=entry)
+    assert not [q for q in attached.captured_queries if stages_read in q["sql"]]
+
+    # A change without its stage attached (read back from the database): read here, and
+    # what it says now decides.
+    PipelineStage.objects.filter(slug="contacted").update(sends_conversion=False)
+    change = StageChange.objects.create(
+        lead=lead,
+        from_stage=entry.stage,
+        to_stage=stage("contacted"),
+        changed_at=timezone.now(),
+        via="ui",
+    )
+    bare = StageChange.objects.get(pk=change.pk)
+    with CaptureQueriesContext(connection) as read:
+        record_stage_changes(StageChange, changes=[bare])
+    assert [q for q in read.captured_queries if stages_read in q["sql"]]
+    assert list(ConversionEvent.objects.values_list("event_name", flat=True)) == ["Lead"]
 
 
 def test_a_bulk_entry_writes_every_event_in_a_fixed_number_of_queries():
