@@ -517,7 +517,7 @@ def pks_by(
     select = f"SELECT {column}, {pk} FROM {table} WHERE {column} IN "  # noqa: S608  # nosec B608
     wanted = list(values)
     found: dict[str, int] = {}
-    with connection.cursor() as cursor:
+    with cursor_for(connection) as cursor:
         # In slices, under SQLite's limit on parameters per statement.
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]

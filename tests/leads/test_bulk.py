@@ -670,7 +670,8 @@ def test_a_page_is_stored_in_a_fixed_small_number_of_queries(form, mute_stage_re
     statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
     assert statements == [
         "SAVEPOINT",
-        "SELECT",  # the leads we already have, locked
+        "SELECT",  # which of the leads we already have
+        "SELECT",  # those, locked
         "SELECT",  # pipeline: the first stage
         "INSERT",  # the 70 new ones, in the first stage, one statement that returns their ids
         "UPDATE",  # the 30 completed, one UPDATE
@@ -681,9 +682,19 @@ def test_a_page_is_stored_in_a_fixed_small_number_of_queries(form, mute_stage_re
     ]
     assert Lead.objects.filter(stage=PipelineStage.first()).count() == 100
     assert StageChange.objects.filter(to_stage=PipelineStage.first()).count() == 100
-    insert = captured.captured_queries[3]["sql"]
+    insert = captured.captured_queries[4]["sql"]
     assert insert.count("), (") == 69  # 70 rows of VALUES
     assert 'RETURNING "id", "leadgen_id"' in insert
+
+
+def test_a_page_of_leads_we_do_not_have_reads_none_of_them(form, mute_stage_receivers):
+    with CaptureQueriesContext(connection) as captured:
+        counts = bulk.store_page(page_rows(100), form=form)
+    assert counts.created == 100
+    statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    assert statements == ["SAVEPOINT", "SELECT", "SELECT", "INSERT", "INSERT", "RELEASE"]
+    assert "leads_lead" in captured.captured_queries[1]["sql"]
+    assert "leads_pipelinestage" in captured.captured_queries[2]["sql"]
 
 
 # --- Progress output ----------------------------------------------------------------------
