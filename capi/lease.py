@@ -25,11 +25,13 @@ import datetime as dt
 import logging
 import uuid
 
+from django.db import connections, router
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from capi.models import SenderState
+from leads import sql
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +96,28 @@ class Lease:
             self.held = False
 
 
+def _queued_since(time: dt.datetime) -> bool:
+    """Whether the queued mark was set after `time`. Asked after every commit that wrote
+    events (each page of a bulk read), with a plain statement: the ORM compiled this
+    query in eight times the time SQLite took to answer it (bench/backfill, profiled)."""
+    connection = connections[router.db_for_read(SenderState)]
+    with sql.cursor_for(connection) as cursor:
+        cursor.execute(
+            'SELECT 1 FROM "capi_senderstate" WHERE "id" = %s AND "send_queued_at" > %s',
+            [_ROW, connection.ops.adapt_datetimefield_value(time)],
+        )
+        return cursor.fetchone() is not None
+
+
 def request_send() -> bool:
     """Queue the send task unless one is already queued or running; True if queued.
 
     The usual case in a burst, a task already queued, costs one indexed SELECT."""
     now = timezone.now()
     stale = now - QUEUED_TTL
-    state = SenderState.objects.filter(_state())
-    if state.filter(send_queued_at__gt=stale).exists():
+    if _queued_since(stale):
         return False
+    state = SenderState.objects.filter(_state())
     unmarked = state.filter(Q(send_queued_at__isnull=True) | Q(send_queued_at__lte=stale))
     if not unmarked.update(send_queued_at=now):
         if state.exists():
