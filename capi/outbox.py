@@ -47,11 +47,10 @@ def event_time_for(change: StageChange, created_time: dt.datetime | None) -> dt.
 def _stages_of(changes: Sequence[StageChange]) -> dict[int, PipelineStage]:
     """{pk: stage} of the changes' stages: the instances the sender attached (read in its
     transaction; a bulk read's page attaches the one it read), else read here."""
-    stages = {
-        change.to_stage_id: TO_STAGE.get_cached_value(change)
-        for change in changes
-        if TO_STAGE.is_cached(change)
-    }
+    stages: dict[int, PipelineStage] = {}
+    for change in changes:  # a bulk read's hundreds share one stage: looked at once
+        if change.to_stage_id not in stages and TO_STAGE.is_cached(change):
+            stages[change.to_stage_id] = TO_STAGE.get_cached_value(change)
     missing = {change.to_stage_id for change in changes} - stages.keys()
     if missing:
         stages.update(PipelineStage.objects.in_bulk(missing))

@@ -151,17 +151,17 @@ def record_entries(
         return []
     # One statement that returns the new ids (a bulk read stages thousands of leads
     # while it holds the write lock); the instances are built for the receivers.
-    rows = [
-        {"lead_id": pk, "to_stage_id": entry.stage.pk, "changed_at": entry.at, "via": via}
-        for pk in lead_pks
-    ]
-    inserted = sql.insert_rows(StageChange, rows, key="lead_id")
+    # What every change shares is adapted for the database once (`common`).
+    common = {"to_stage_id": entry.stage.pk, "changed_at": entry.at, "via": via}
+    inserted = sql.insert_rows(
+        StageChange, [{"lead_id": pk} for pk in lead_pks], key="lead_id", common=common
+    )
     # As rows read back would be (`from_db`, positional: several times cheaper than
     # keyword construction, for hundreds per bulk-read page).
     columns = [field.attname for field in StageChange._meta.concrete_fields]
     changes = []
-    for row in rows:
-        row["id"] = inserted[row["lead_id"]]
+    for pk in lead_pks:
+        row = {**common, "id": inserted[pk], "lead_id": pk}
         change = StageChange.from_db(DEFAULT_DB_ALIAS, columns, [row.get(n) for n in columns])
         STAGE_FIELD.set_cached_value(change, entry.stage)
         changes.append(change)
