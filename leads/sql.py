@@ -156,23 +156,42 @@ def _params(
     for name, value in common.items():
         i = plan.index[name]
         template[i] = plan.columns[i].adapt(value)
-    # Rows usually share their keys: the slots they fill are worked out once per key set.
-    slots: dict[tuple[str, ...], list[tuple[int, Callable[[Any], Any], str]]] = {}
+    # Rows usually share their keys: the slots they fill are worked out once per key set,
+    # apart for the values taken as they are (most of a lead's: no call per value).
+    slots: dict[tuple[str, ...], _Slots] = {}
     params = []
     for row in rows:
         keys = tuple(row)
         fill = slots.get(keys)
         if fill is None:
-            fill = slots[keys] = [
-                (plan.index[name], plan.columns[plan.index[name]].adapt, name)
-                for name in keys
-                if name in plan.index
-            ]
+            fill = slots[keys] = _slots(plan, keys)
         values = template.copy() if len(rows) > 1 else template
-        for i, adapt, name in fill:
+        for i, name in fill.same:
+            values[i] = row[name]
+        for i, adapt, name in fill.adapted:
             values[i] = adapt(row[name])
         params.append(values)
     return params
+
+
+@dataclass(frozen=True)
+class _Slots:
+    same: list[tuple[int, str]]  # (position, key) of the values taken as they are
+    adapted: list[tuple[int, Callable[[Any], Any], str]]  # (position, adapter, key)
+
+
+def _slots(plan: _Plan, keys: tuple[str, ...]) -> _Slots:
+    same, adapted = [], []
+    for name in keys:
+        i = plan.index.get(name)
+        if i is None:
+            continue
+        adapt = plan.columns[i].adapt
+        if adapt is _same_value:
+            same.append((i, name))
+        else:
+            adapted.append((i, adapt, name))
+    return _Slots(same, adapted)
 
 
 # Statement texts by (model, database, rows, conflict column, returned fields, ...), for
