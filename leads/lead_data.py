@@ -98,8 +98,22 @@ def contact_columns(field_data: Any) -> dict[str, str]:
 OWN_COLUMNS = ("field_data", "custom_disclaimer_responses")
 
 
-def _text(data: dict[str, Any], key: str, limit: int = 255) -> str:
-    value = data.get(key)
+# Text columns copied from the Lead node, with their lengths.
+TEXT_COLUMNS = (
+    ("ad_id", 64),
+    ("adset_id", 64),
+    ("campaign_id", 64),
+    ("ad_name", 255),
+    ("adset_name", 255),
+    ("campaign_name", 255),
+    ("partner_name", 255),
+    ("retailer_item_id", 255),
+    ("platform", 32),
+)
+_ABSENT = object()
+
+
+def _text(value: Any, limit: int) -> str:
     if value is None or isinstance(value, dict | list):
         return ""
     return str(value)[:limit]
@@ -118,14 +132,11 @@ def lead_columns(data: dict[str, Any]) -> dict[str, Any]:
     }
     if "created_time" in data:
         columns["created_time"] = parse_meta_time(data["created_time"])
-    for key in ("ad_id", "adset_id", "campaign_id"):
-        if key in data:
-            columns[key] = _text(data, key, 64)
-    for key in ("ad_name", "adset_name", "campaign_name", "partner_name", "retailer_item_id"):
-        if key in data:
-            columns[key] = _text(data, key)
-    if "platform" in data:
-        columns["platform"] = _text(data, "platform", 32)
+    # A bulk read maps hundreds of leads per page: text is taken as it is when it is text.
+    for key, limit in TEXT_COLUMNS:
+        value = data.get(key, _ABSENT)
+        if value is not _ABSENT:
+            columns[key] = value[:limit] if type(value) is str else _text(value, limit)
     if "is_organic" in data:
         columns["is_organic"] = parse_bool(data["is_organic"])
     if "field_data" in data:
