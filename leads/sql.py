@@ -56,7 +56,7 @@ def _datetime_adapter(connection: BaseDatabaseWrapper) -> Callable[[Any], Any]:
 
     def adapt(value: Any) -> Any:
         if isinstance(value, dt.datetime) and value.tzinfo is dt.UTC:
-            return str(value.replace(tzinfo=None))
+            return value.isoformat(" ")[:-6]  # less its "+00:00": as str() of it made naive
         return django_adapt(value)
 
     return adapt
