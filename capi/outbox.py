@@ -71,12 +71,13 @@ def record_stage_changes(
     """
     if not changes:
         return
-    stages = _stages_of(changes)
-    wanted = [
-        change
-        for change in changes
-        if change.to_stage_id in stages and stages[change.to_stage_id].sends_conversion
-    ]
+    # {stage pk: its event name} of the stages that send conversions.
+    names = {
+        pk: stage.event_name or stage.name
+        for pk, stage in _stages_of(changes).items()
+        if stage.sends_conversion
+    }
+    wanted = [change for change in changes if change.to_stage_id in names]
     if not wanted:
         return
     created: dict[int, dt.datetime | None] = dict(created_times or {})
@@ -94,8 +95,7 @@ def record_stage_changes(
                 "stage_change_id": change.pk,
                 "lead_id": change.lead_id,
                 "event_id": event_id_for(change),
-                "event_name": stages[change.to_stage_id].event_name
-                or stages[change.to_stage_id].name,
+                "event_name": names[change.to_stage_id],
                 "event_time": event_time_for(change, created[change.lead_id]),
             }
             for change in wanted
