@@ -157,7 +157,7 @@ def _params(
         i = plan.index[name]
         template[i] = plan.columns[i].adapt(value)
     # Rows usually share their keys: the slots they fill are worked out once per key set,
-    # apart for the values taken as they are (most of a lead's: no call per value).
+    # those taken as they are (most of a lead's) apart, so they cost no adapter call.
     slots: dict[tuple[str, ...], _Slots] = {}
     params = []
     for row in rows:
