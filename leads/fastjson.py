@@ -12,6 +12,7 @@ alike.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -19,18 +20,84 @@ import orjson
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON. Integers beyond 64 bits and the non-standard NaN/Infinity, which orjson
-    refuses, are parsed as the standard library parses them."""
+    refuses, are parsed as the standard library parses them. Anything that is not JSON
+    raises ValueError, nesting too deep for either parser included."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
+        return _loads_slowly(data)
+
+
+def _loads_slowly(data: bytes | str) -> Any:
+    try:
         return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+# Text that no database here can store: NUL, which PostgreSQL refuses in text and jsonb,
+# and UTF-16 surrogates, which JSON can spell (`"\ud800"`) but UTF-8 cannot encode (SQLite
+# and PostgreSQL both refuse them). A pair of surrogates decodes to one character, so any
+# surrogate left in parsed text is a lone one.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def loads_storable(data: bytes) -> Any:
+    """`loads` for JSON from outside that will be stored (Graph answers): text no database
+    takes becomes U+FFFD, the replacement character, wherever it stands (keys included),
+    rather than failing the write of a lead again at every retry.
+
+    orjson refuses lone surrogates and raw control characters, so what it parses can hold
+    only an escaped NUL, found by a byte search; the rare answer it refuses is walked.
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _make_storable(_loads_slowly(data))
+    return _make_storable(value) if b"\\u0000" in data else value
+
+
+def _make_storable(value: Any) -> Any:
+    """Replace unstorable text in parsed JSON, in place (fresh lists and dicts), without
+    recursion: a hostile answer may nest as deep as the parsers allow."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(REPLACEMENT, value)
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if any(_UNSTORABLE.search(key) for key in node if isinstance(key, str)):
+                items = list(node.items())
+                node.clear()
+                node.update((_make_storable(key), item) for key, item in items)
+            items = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        else:
+            continue
+        for key, item in list(items):
+            if isinstance(item, str):
+                if _UNSTORABLE.search(item):
+                    node[key] = _UNSTORABLE.sub(REPLACEMENT, item)
+            elif isinstance(item, dict | list):
+                pending.append(item)
+    return value
+
+
+class TooDeep(ValueError):
+    """orjson's limit on nesting (255 levels) was reached while writing JSON."""
 
 
 def dumps(value: Any) -> str:
     """Serialise plain JSON data (dicts, lists, strings, numbers, booleans, None) as text;
     what orjson refuses (integers beyond 64 bits, keys that are not strings or numbers)
-    goes to the standard library, which may refuse it too."""
+    goes to the standard library, which may refuse it too. Nesting orjson cannot write
+    raises TooDeep rather than reaching the standard library's recursion limit, or
+    storing what the standard library then could not read back in a deeper call stack."""
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
+    except TypeError as exc:
+        if str(exc) == "Recursion limit reached":
+            raise TooDeep(str(exc)) from None
         return json.dumps(value)

@@ -552,7 +552,7 @@ class GraphClient:
             self._record_pause(usage.pause_seconds())
 
         try:
-            body = fastjson.loads(response.content)
+            body = fastjson.loads_storable(response.content)
         except ValueError:
             body = None
 

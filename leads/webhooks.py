@@ -80,9 +80,8 @@ def parse_payload(body: bytes) -> dict[str, Any]:
         # orjson for a UTF-8 body (every delivery), else the standard library, which detects
         # UTF-16/32 itself; both keep 17-digit ids exact (Python ints).
         payload = fastjson.loads(body)
-    except (ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError and UnicodeDecodeError; RecursionError is what
-        # deeply nested arrays raise.
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and nesting too deep (fastjson.loads).
         raise MalformedPayload(f"Body is not valid JSON: {exc.__class__.__name__}") from None
     if not isinstance(payload, dict):
         raise MalformedPayload("Body is JSON but not an object.")

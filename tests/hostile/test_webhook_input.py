@@ -63,6 +63,8 @@ def test_invalid_utf8_is_400_and_kept(post_webhook):
         {"leadgen_id": [], "page_id": {}},
         {"leadgen_id": True, "page_id": 1},
         {"leadgen_id": "١٢٣", "page_id": 1},  # non-ASCII digits
+        {"leadgen_id": "12\u000034", "page_id": "1\u0000"},  # NUL: PostgreSQL refuses it
+        {"leadgen_id": "12\ud80034", "page_id": 1},  # a lone surrogate: not UTF-8
     ],
 )
 def test_hostile_ids_are_skipped_with_a_note(post_webhook, value):
