@@ -41,7 +41,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from leads import dblock, fetching, sql
+from leads import dblock, fastjson, fetching, sql
 from leads.graph import (
     LEAD_FIELDS,
     GraphClient,
@@ -51,7 +51,7 @@ from leads.graph import (
     TokenError,
 )
 from leads.ingestion import ensure_forms
-from leads.lead_data import lead_columns
+from leads.lead_data import MAX_DEPTH, lead_columns, within_depth
 from leads.models import Form, Lead, Page
 from leads.pages import sync_forms
 from leads.pipeline import Entry, record_entries, stage_waiting_leads
@@ -329,6 +329,16 @@ def store_page(
             with whole_page_statements(), transaction.atomic():
                 _upsert(parsed, counts, form=form, page=page, forms=forms)
             break
+        except fastjson.TooDeep:
+            # A row nested deeper than JSON can be written (never Meta's shape). Cutting
+            # every row's nesting costs a walk of the page, so it is done only now.
+            if attempt == 2:
+                raise
+            logger.warning("Bulk read: a lead nested too deeply was cut at %s levels", MAX_DEPTH)
+            for item in parsed.values():
+                item["columns"] = within_depth(item["columns"])
+            counts.created = counts.completed = 0
+            counts.created_pks, counts.completed_pks = [], []
         except IntegrityError:
             # A webhook inserted one of these leads between our read and our insert
             # (PostgreSQL; SQLite's IMMEDIATE transactions serialise writers). Read again:
@@ -386,7 +396,8 @@ def _upsert(
             )
             continue
         values = {
-            **item["columns"],
+            # Completions go through the ORM, whose JSON writer recurses: always cut.
+            **within_depth(item["columns"]),
             "form": lead_form,
             "page": lead_page,
             "fetch_status": Status.COMPLETE,

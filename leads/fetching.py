@@ -32,7 +32,7 @@ from leads import crypto, queue
 from leads.crypto import TokenDecryptionError
 from leads.graph import GraphClient, GraphError, RetryableError, ThrottledError, TokenError
 from leads.ingestion import ensure_forms
-from leads.lead_data import lead_columns
+from leads.lead_data import lead_columns, within_depth
 from leads.models import Lead, Page
 from leads.pipeline import enter_pipeline
 
@@ -137,7 +137,8 @@ def fetch_lead(
 
 def complete(lead: Lead, data: dict) -> bool:
     """Store the Graph answer on a claimed lead and put it in the pipeline, atomically."""
-    columns = lead_columns(data)
+    # One lead: cutting any absurd nesting costs nothing next to the request for it.
+    columns = within_depth(lead_columns(data))
     form_id = str(data.get("form_id") or "")
     with transaction.atomic():
         if form_id and (lead.form is None or lead.form.form_id != form_id):

@@ -96,6 +96,47 @@ def contact_columns(field_data: Any) -> dict[str, str]:
 
 # Lead fields kept as sent in a column of their own, so not again in `graph_data`.
 OWN_COLUMNS = ("field_data", "custom_disclaimer_responses")
+JSON_COLUMNS = ("graph_data", *OWN_COLUMNS)
+
+# Meta's Lead node nests four levels at most (field_data: list, object, list of values).
+# Only a broken or hostile source nests hundreds deep, and JSON writers and readers give
+# up there (orjson at 255 levels, the standard library near Python's recursion limit, so
+# a page that stored it could not be shown): deeper than this is cut when stored.
+MAX_DEPTH = 64
+TOO_DEEP = "(nested too deeply to store)"
+
+
+def cut_deep(value: Any, limit: int = MAX_DEPTH) -> Any:
+    """A copy of JSON data with every list or object deeper than `limit` levels replaced by
+    TOO_DEEP; without recursion, so that the depth that is the problem cannot be one."""
+    if not isinstance(value, dict | list):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    pending: list[tuple[Any, Any, int]] = [(value, root, 1)]
+    while pending:
+        source, target, depth = pending.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, dict | list):
+                if depth >= limit:
+                    copy: Any = TOO_DEEP
+                else:
+                    copy = {} if isinstance(item, dict) else []
+                    pending.append((item, copy, depth + 1))
+            else:
+                copy = item
+            if isinstance(target, dict):
+                target[key] = copy
+            else:
+                target.append(copy)
+    return root
+
+
+def within_depth(columns: dict[str, Any]) -> dict[str, Any]:
+    """`lead_columns` output with its JSON columns cut at MAX_DEPTH (see `cut_deep`)."""
+    return {
+        name: cut_deep(value) if name in JSON_COLUMNS else value for name, value in columns.items()
+    }
 
 
 # Text columns copied from the Lead node, with their lengths.

@@ -1,0 +1,197 @@
+"""Hostile Graph answers: what a lead's submitter or a broken source can put in the JSON
+Meta returns is stored safely (or refused with a clear error), on every database, by the
+webhook's fetch and by the bulk read alike, and shown escaped; it never crashes a worker.
+
+PostgreSQL refuses NUL in text and jsonb, and neither database takes an unpaired UTF-16
+surrogate (which JSON can spell as `\\ud800`): both become U+FFFD. Nesting deeper than
+`lead_data.MAX_DEPTH` is cut there; deeper than the parsers read is a failed fetch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from leads import bulk, fastjson, fetching
+from leads.lead_data import MAX_DEPTH, TOO_DEEP, cut_deep
+from leads.models import Form, Lead, Page
+from tests.conftest import GRAPH, graph_lead
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "hostile-page-token"
+LEAD_ID = "1234567890123456"
+NUL, SURROGATE = "\u0000", "\ud800"
+SQL_AND_HTML = "<script>alert('x')</script>'; DROP TABLE leads_lead; --"
+
+
+@pytest.fixture
+def page() -> Page:
+    page = Page.objects.create(page_id="1111", name="Acme")
+    page.token = TOKEN
+    page.token_status = Page.TokenStatus.VALID
+    page.save()
+    return page
+
+
+def nested(depth: int) -> Any:
+    """Lists and objects in turn, `depth` levels of them."""
+    value: Any = "bottom"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def depth_of(value: Any) -> int:
+    """Levels of lists and objects (iterative: the values tested nest deep)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        node, level = pending.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            items = node.values() if isinstance(node, dict) else node
+            pending.extend((item, level + 1) for item in items)
+    return deepest
+
+
+def fetch(mocked_graph, page: Page, body: str | bytes) -> Lead:
+    mocked_graph.get(f"{GRAPH}/{LEAD_ID}", body=body, content_type="application/json")
+    lead = Lead.objects.create(leadgen_id=LEAD_ID, page=page)
+    fetching.fetch_lead(lead.pk)
+    return Lead.objects.get(pk=lead.pk)
+
+
+def unstorable_lead(leadgen_id: str = LEAD_ID) -> dict[str, Any]:
+    """A Lead node with NUL and lone surrogates in answers, keys and ad fields."""
+    return graph_lead(
+        leadgen_id,
+        ad_name=f"Promo{NUL}{SURROGATE}",
+        field_data=[
+            {"name": "full_name", "values": [f"Ana{NUL} Ruiz{SURROGATE}"]},
+            {"name": "email", "values": [f"ana{NUL}@example.com"]},
+            {"name": f"q{NUL}{SURROGATE}", "values": [SQL_AND_HTML, f"\udfff{SURROGATE}"]},
+        ],
+        post_submission_check_result={f"s{NUL}": f"v{SURROGATE}"},
+    )
+
+
+def as_json(value: Any) -> str:
+    # The standard library writes lone surrogates and NUL as escapes, as Meta may.
+    return json.dumps(value)
+
+
+# --- The webhook's fetch -------------------------------------------------------------------
+
+
+def test_nul_and_lone_surrogates_are_stored_as_replacement_characters(page, mocked_graph):
+    lead = fetch(mocked_graph, page, as_json(unstorable_lead()))
+
+    assert lead.fetch_status == Lead.FetchStatus.COMPLETE
+    assert lead.full_name == "Ana\ufffd Ruiz\ufffd"
+    assert lead.email == "ana\ufffd@example.com"
+    assert lead.ad_name == "Promo\ufffd\ufffd"
+    assert lead.field_data[2] == {
+        "name": "q\ufffd\ufffd",
+        "values": [SQL_AND_HTML, "\ufffd\ufffd"],
+    }
+    assert lead.graph_data["post_submission_check_result"] == {"s\ufffd": "v\ufffd"}
+
+
+def test_an_answer_without_them_is_kept_exactly(page, mocked_graph):
+    sent = graph_lead(
+        LEAD_ID, field_data=[{"name": "note", "values": ["a\\u0000 \u00e9 \U0001f600"]}]
+    )
+    lead = fetch(mocked_graph, page, as_json(sent))
+    assert lead.field_data == [{"name": "note", "values": ["a\\u0000 \u00e9 \U0001f600"]}]
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 300, 900])
+def test_nesting_deeper_than_the_limit_is_cut_and_the_lead_shown(
+    page, mocked_graph, depth, admin_client
+):
+    lead = fetch(mocked_graph, page, as_json(graph_lead(LEAD_ID, extra=nested(depth))))
+
+    assert lead.fetch_status == Lead.FetchStatus.COMPLETE
+    assert lead.full_name == "Jürgen Müller"
+    assert depth_of(lead.graph_data) == MAX_DEPTH
+    assert TOO_DEEP in json.dumps(lead.graph_data)
+    for url in (f"/leads/{lead.pk}/", f"/admin/leads/lead/{lead.pk}/change/"):
+        assert admin_client.get(url).status_code == 200
+
+
+def test_nesting_deeper_than_the_parsers_read_fails_the_fetch_visibly(page, mocked_graph):
+    body = as_json(graph_lead(LEAD_ID))[:-1] + ', "extra": ' + "[" * 5000 + "]" * 5000 + "}"
+    lead = fetch(mocked_graph, page, body)
+    assert lead.fetch_status == Lead.FetchStatus.FAILED
+    assert "not a JSON object" in lead.fetch_error
+
+
+def test_a_huge_field_data_is_stored_whole_and_shown_escaped(page, mocked_graph, admin_client):
+    answers = [
+        {"name": f"question_{i}", "values": [f"{SQL_AND_HTML} {i} " + "x" * 1000]}
+        for i in range(2000)
+    ]
+    answers.insert(0, {"name": "full_name", "values": [SQL_AND_HTML + "y" * 1000]})
+    lead = fetch(mocked_graph, page, as_json(graph_lead(LEAD_ID, field_data=answers)))
+
+    assert lead.fetch_status == Lead.FetchStatus.COMPLETE
+    assert lead.field_data == answers  # about 2 MB, as sent
+    assert lead.full_name == (SQL_AND_HTML + "y" * 1000)[:255]  # the column's length
+    escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
+    for url in (f"/leads/{lead.pk}/", "/leads/", "/board/", f"/admin/leads/lead/{lead.pk}/change/"):
+        html = admin_client.get(url).content.decode()
+        assert escaped in html
+        assert SQL_AND_HTML not in html
+    assert Lead.objects.count() == 1  # nothing was run as SQL
+
+
+# --- The bulk read -------------------------------------------------------------------------
+
+
+def test_a_bulk_page_of_hostile_rows_is_stored_whole(page, mocked_graph, settings):
+    settings.META_GRAPH_URL = GRAPH.rsplit("/", 1)[0]
+    form = Form.objects.create(form_id="2222", page=page, name="Hostile form")
+    # One lead was announced by a webhook and its fetch failed: the read completes it
+    # (through the ORM, the other write path).
+    Lead.objects.create(leadgen_id="1000000000000002", page=page, fetch_status="failed")
+    rows = [
+        unstorable_lead("1000000000000001"),
+        graph_lead("1000000000000002", extra=nested(300)),
+        graph_lead("1000000000000003", extra=nested(300)),
+        graph_lead("1000000000000004", field_data=[{"name": "x", "values": [SQL_AND_HTML]}]),
+    ]
+    mocked_graph.get(f"{GRAPH}/{form.form_id}/leads", body=as_json({"data": rows}))
+
+    result = bulk.read_form(form, token=TOKEN)
+
+    assert result.ok, result.error
+    assert (result.created, result.completed) == (3, 1)
+    leads = {lead.leadgen_id: lead for lead in Lead.objects.all()}
+    assert leads["1000000000000001"].full_name == "Ana\ufffd Ruiz\ufffd"
+    for deep in ("1000000000000002", "1000000000000003"):
+        assert leads[deep].fetch_status == Lead.FetchStatus.COMPLETE
+        assert depth_of(leads[deep].graph_data) == MAX_DEPTH
+    assert leads["1000000000000004"].field_data == [{"name": "x", "values": [SQL_AND_HTML]}]
+
+
+# --- The pieces ----------------------------------------------------------------------------
+
+
+def test_loads_storable_leaves_clean_json_alone_and_replaces_only_what_cannot_be_stored():
+    clean = b'{"a": ["\\u00e9", "\\ud83d\\ude00", 1, null], "\\\\u0000": "\\\\u0000"}'
+    assert fastjson.loads_storable(clean) == json.loads(clean)
+    assert fastjson.loads_storable(b'{"a\\u0000": ["\\u0000", {"b": "\\udc00x"}]}') == {
+        "a\ufffd": ["\ufffd", {"b": "\ufffdx"}]
+    }
+    # The standard library's path (an integer beyond 64 bits sends it there).
+    assert fastjson.loads_storable(b'[1180591620717411303424, "\\ud800"]') == [2**70, "\ufffd"]
+
+
+def test_cut_deep_keeps_order_and_shallow_values():
+    value = {"b": [1, {"c": [2, [3]]}, "s"], "a": None}
+    assert cut_deep(value) == value
+    assert list(cut_deep(value)) == ["b", "a"]
+    assert cut_deep(value, limit=3) == {"b": [1, {"c": TOO_DEEP}, "s"], "a": None}
+    assert depth_of(cut_deep(nested(100_000))) == MAX_DEPTH
