@@ -35,7 +35,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from leads import csv_import, fetching, queue
+from leads import csv_import, fastjson, fetching, queue
 from leads.export import answer_pairs, disclaimer_pairs, lead_csv_lines
 from leads.graph import GraphError
 from leads.ingestion import NotReprocessable, reprocess_delivery
@@ -747,8 +747,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def body_text(self, obj: WebhookDelivery) -> SafeString:
         text = bytes(obj.body).decode("utf-8", errors="replace")
         try:
-            pretty = _pretty_json(json.loads(text))
-        except ValueError:
+            pretty = _pretty_json(fastjson.loads(text))
+        except (ValueError, RecursionError):
+            # Not JSON, or nested too deeply to parse or indent (a kept hostile body).
             return format_html("<pre>{}</pre>", text)
         return format_html(
             "<pre>{}</pre><details><summary>{}</summary><pre>{}</pre></details>",

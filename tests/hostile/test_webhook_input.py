@@ -12,14 +12,22 @@ from tests.conftest import change_value, leadgen_body, queue_size
 pytestmark = pytest.mark.django_db
 
 
-def test_deeply_nested_json_is_400_and_kept(post_webhook):
+def test_deeply_nested_json_is_400_and_kept(post_webhook, admin_client):
     body = b'{"object":"page","entry":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     response = post_webhook(body)
     assert response.status_code in (400, 413)
     assert Lead.objects.count() == 0
+    # Under the size limit: kept as sent, and the admin shows it (raw, not indented).
+    response = post_webhook(b'{"object":"page","entry":' + b"[" * 5000 + b"]" * 5000 + b"}")
+    assert response.status_code == 400
+    delivery = WebhookDelivery.objects.latest("pk")
+    assert delivery.status == WebhookDelivery.Status.MALFORMED
+    page = admin_client.get(f"/admin/leads/webhookdelivery/{delivery.pk}/change/")
+    assert page.status_code == 200
+    assert b"[[[[[[[[" in page.content
 
 
-def test_nested_but_under_the_limit_is_stored_and_ignored(post_webhook):
+def test_nested_but_under_the_limit_is_stored_and_ignored(post_webhook, admin_client):
     body = {"object": "page", "entry": [{"id": "1", "changes": [{"field": "x", "value": {}}]}]}
     deep: dict = body
     for _ in range(500):
@@ -27,7 +35,10 @@ def test_nested_but_under_the_limit_is_stored_and_ignored(post_webhook):
         deep = deep["nested"]
     response = post_webhook(body)
     assert response.status_code == 200
-    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.IGNORED
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.IGNORED
+    page = admin_client.get(f"/admin/leads/webhookdelivery/{delivery.pk}/change/")
+    assert page.status_code == 200
 
 
 @pytest.mark.parametrize(
