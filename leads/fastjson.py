@@ -12,6 +12,7 @@ alike.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -28,9 +29,9 @@ def loads(data: bytes | str) -> Any:
         return _loads_slowly(data)
 
 
-def _loads_slowly(data: bytes | str) -> Any:
+def _loads_slowly(data: bytes | str, **options: Any) -> Any:
     try:
-        return json.loads(data)
+        return json.loads(data, **options)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
@@ -48,14 +49,28 @@ def loads_storable(data: bytes) -> Any:
     takes becomes U+FFFD, the replacement character, wherever it stands (keys included),
     rather than failing the write of a lead again at every retry.
 
-    orjson refuses lone surrogates and raw control characters, so what it parses can hold
-    only an escaped NUL, found by a byte search; the rare answer it refuses is walked.
+    orjson refuses lone surrogates, raw control characters and numbers that are not finite,
+    so what it parses can hold only an escaped NUL, found by a byte search; the rare answer
+    it refuses is walked.
     """
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return _make_storable(_loads_slowly(data))
+        # NaN, Infinity and numbers too large for a float, which only the standard library
+        # reads, become null: jsonb and SQLite's JSON refuse them, as does orjson.
+        return _make_storable(
+            _loads_slowly(data, parse_constant=_null, parse_float=_finite_or_null)
+        )
     return _make_storable(value) if b"\\u0000" in data else value
+
+
+def _null(_: str) -> None:
+    return None
+
+
+def _finite_or_null(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
 
 
 def _make_storable(value: Any) -> Any:

@@ -180,9 +180,13 @@ def lead_columns(data: dict[str, Any]) -> dict[str, Any]:
             columns[key] = value[:limit] if type(value) is str else _text(value, limit)
     if "is_organic" in data:
         columns["is_organic"] = parse_bool(data["is_organic"])
+    # The two lists are kept in whatever shape they come (pages show odd ones as best they
+    # can), but a null is stored as the empty list: the columns are NOT NULL.
     if "field_data" in data:
-        columns["field_data"] = data["field_data"]
-        columns.update(contact_columns(data["field_data"]))
+        field_data = data["field_data"]
+        columns["field_data"] = [] if field_data is None else field_data
+        columns.update(contact_columns(field_data))
     if "custom_disclaimer_responses" in data:
-        columns["custom_disclaimer_responses"] = data["custom_disclaimer_responses"]
+        disclaimers = data["custom_disclaimer_responses"]
+        columns["custom_disclaimer_responses"] = [] if disclaimers is None else disclaimers
     return columns

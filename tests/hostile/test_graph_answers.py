@@ -13,10 +13,15 @@ import json
 from typing import Any
 
 import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from leads import bulk, fastjson, fetching
 from leads.lead_data import MAX_DEPTH, TOO_DEEP, cut_deep
 from leads.models import Form, Lead, Page
+from leads.webhooks import meta_id
 from tests.conftest import GRAPH, graph_lead
 
 pytestmark = pytest.mark.django_db
@@ -195,3 +200,69 @@ def test_cut_deep_keeps_order_and_shallow_values():
     assert list(cut_deep(value)) == ["b", "a"]
     assert cut_deep(value, limit=3) == {"b": [1, {"c": TOO_DEEP}, "s"], "a": None}
     assert depth_of(cut_deep(nested(100_000))) == MAX_DEPTH
+
+
+# --- Any JSON at all ----------------------------------------------------------------------
+
+JSON_TEXT = st.text(st.characters(codec=None, categories=None), max_size=20)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | JSON_TEXT,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(JSON_TEXT, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+LEAD_KEYS = st.sampled_from(
+    ["created_time", "ad_id", "ad_name", "form_id", "is_organic", "platform", "field_data",
+     "custom_disclaimer_responses", "partner_name", "campaign_name"]
+)  # fmt: skip
+
+
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {"id": st.one_of(st.integers(1, 10**16).map(str), JSON_VALUES)},
+            optional={"field_data": JSON_VALUES},
+        ).flatmap(
+            lambda row: st.dictionaries(LEAD_KEYS, JSON_VALUES, max_size=5).map(
+                lambda extra: {**extra, **row}
+            )
+        ),
+        max_size=5,
+    )
+)
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_json_rows_store_or_skip_and_never_raise(rows):
+    """Whatever JSON Meta's bulk-read page holds, each row with a usable id is stored."""
+    with transaction.atomic():
+        page = Page.objects.create(page_id="1111", name="Acme")
+        form = Form.objects.create(form_id="2222", page=page, name="Any")
+        # Which ids are usable is meta_id's rule (tested with the webhook's hostile ids).
+        ids = sorted({meta_id(row["id"]) for row in rows} - {None})
+        # The first was announced by a webhook and its fetch failed: the page completes it
+        # through the ORM, the bulk read's other way of writing a lead.
+        if ids:
+            Lead.objects.create(leadgen_id=ids[0], page=page, fetch_status="failed")
+        parsed = fastjson.loads_storable(json.dumps({"data": rows}).encode())
+        counts = bulk.store_page(parsed["data"], form=form)
+        assert counts.created + counts.completed == len(ids) == Lead.objects.count()
+        assert set(Lead.objects.values_list("fetch_status", flat=True)) <= {"complete"}
+        assert counts.rows == len(rows)
+        transaction.set_rollback(True)
+
+
+@given(data=JSON_VALUES)
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_json_answer_to_a_lead_fetch_is_stored(data):
+    """The webhook's fetch: whatever object Graph answers with is stored on the lead."""
+    data = data if isinstance(data, dict) else {"id": LEAD_ID, "field_data": data}
+    with transaction.atomic():
+        page = Page.objects.create(page_id="1111", name="Acme")
+        lead = Lead.objects.create(leadgen_id=LEAD_ID, page=page)
+        claimed = fetching.claim(lead.pk)
+        assert claimed is not None
+        answer = fastjson.loads_storable(json.dumps(data).encode())
+        assert fetching.complete(claimed, answer)
+        lead.refresh_from_db()
+        assert lead.fetch_status == Lead.FetchStatus.COMPLETE
+        transaction.set_rollback(True)
