@@ -666,7 +666,9 @@ class _Run:
             # Graph answers errors with 4xx/5xx; anything the client returns is a 200.
             attempt.http_status = 200
             received = reply.get("events_received")
-            attempt.events_received = received if isinstance(received, int) else None
+            # Stored as Meta's count only when it can be one (the column is 32-bit, >= 0).
+            countable = isinstance(received, int) and not isinstance(received, bool)
+            attempt.events_received = received if countable and 0 <= received < 2**31 else None
             messages = reply.get("messages")
             attempt.messages = messages if isinstance(messages, list) else []
             attempt.fbtrace_id = str(reply.get("fbtrace_id") or "")[:64]

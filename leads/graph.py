@@ -351,7 +351,11 @@ def _error_class(
 
 
 def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An error code or subcode: Graph's are 32-bit integers, and they are stored as such
+    (a hostile or broken answer's 10**30 would overflow the column and fail the write)."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
+        return value
+    return None
 
 
 def _error_from_response(
