@@ -443,7 +443,14 @@ class GraphClient:
         never receive the token.
         """
         base = urlsplit(self._base())
-        target = urlsplit(url)
+        try:
+            # `url` is what a page's `paging.next` holds, which a broken answer can make
+            # anything: a number, or text urlsplit refuses (`http://[::1`).
+            target = urlsplit(url) if isinstance(url, str) else None
+        except ValueError:
+            target = None
+        if target is None:
+            raise GraphError("Graph paging returned a next link that is not a URL")
         if (target.scheme, target.netloc) != (base.scheme, base.netloc):
             raise GraphError(f"Refusing to follow a URL outside the Graph API ({target.netloc})")
         return self._request(

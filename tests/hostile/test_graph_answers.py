@@ -10,12 +10,14 @@ surrogate (which JSON can spell as `\\ud800`): both become U+FFFD. Nesting deepe
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 import responses
 from django.core.cache import cache
 from django.db import transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -310,5 +312,56 @@ def test_any_answer_to_a_lead_fetch_leaves_the_lead_in_a_known_state(status, bod
             assert lead.fetch_after is not None and lead.fetch_error
         elif lead.fetch_status != Status.COMPLETE:
             assert lead.fetch_error
+        transaction.set_rollback(True)
+    cache.clear()
+
+
+NEXT_LINKS = st.one_of(
+    JSON_VALUES,
+    st.sampled_from(
+        [
+            f"{GRAPH}/2222/leads?after=x",
+            f"{GRAPH}/2222/leads?after=y&access_token=leaked",
+            "https://evil.test/v24.0/2222/leads",
+            "http://[::1",
+            "//graph.test/x",
+            "",
+        ]
+    ),
+    st.text(max_size=30),
+)
+PAGES = st.fixed_dictionaries(
+    {},
+    optional={
+        "data": st.one_of(
+            JSON_VALUES, st.lists(st.builds(graph_lead, st.just("1000000000000009")))
+        ),
+        "paging": st.one_of(JSON_VALUES, st.fixed_dictionaries({"next": NEXT_LINKS})),
+    },
+)
+
+
+@given(first=st.one_of(PAGES, JSON_VALUES), then=st.one_of(PAGES, JSON_VALUES))
+@example(first={"data": [], "paging": {"next": 5}}, then={})
+@example(first={"data": [], "paging": {"next": "http://[::1"}}, then={})
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_bulk_read_answer_ends_the_run_with_a_status(first, then):
+    """Whatever pages Graph answers a bulk read with, the run ends with a status and the
+    leads it could read stored; a next link is followed only within the Graph API."""
+    cache.clear()
+    with (
+        transaction.atomic(),
+        override_settings(META_GRAPH_URL=GRAPH.rsplit("/", 1)[0]),
+        responses.RequestsMock(assert_all_requests_are_fired=False) as graph,
+    ):
+        graph.get(re.compile(rf"{re.escape(GRAPH)}/2222/leads\?(?!after)"), json=first)
+        graph.get(re.compile(rf"{re.escape(GRAPH)}/2222/leads\?after="), json=then)
+        page = Page.objects.create(page_id="1111", name="Acme")
+        form = Form.objects.create(form_id="2222", page=page, name="Any")
+        result = bulk.read_form(form, token=TOKEN, sleep=lambda seconds: None)
+        assert result.status in bulk.RunStatus
+        assert result.ok or result.error
+        assert all("evil.test" not in call.request.url for call in graph.calls)
+        assert all("leaked" not in call.request.url for call in graph.calls)
         transaction.set_rollback(True)
     cache.clear()
