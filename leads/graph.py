@@ -494,7 +494,10 @@ class GraphClient:
             params={"fields": ",".join(FORM_FIELDS), "limit": 100},
         )
         for page in pages:
-            forms.extend(page.get("data") or [])
+            rows = page.get("data")
+            if isinstance(rows, list):
+                # What is not an object is not a form: a broken answer is skipped, not a crash.
+                forms.extend(row for row in rows if isinstance(row, dict))
         return forms
 
     def subscribe_page(self, page_id: str | int, *, token: str) -> dict:

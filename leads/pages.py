@@ -12,6 +12,7 @@ from leads.graph import GraphClient
 from leads.ingestion import ensure_pages
 from leads.lead_data import parse_meta_time
 from leads.models import Form, Page
+from leads.webhooks import meta_id
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,11 @@ def sync_forms(page: Page, *, token: str, client: GraphClient | None = None) -> 
     now = timezone.now()
     created = updated = 0
     with transaction.atomic():
-        ids = [str(row.get("id") or "") for row in remote]
+        ids = [form_id for row in remote if (form_id := meta_id(row.get("id")))]
         existing = {f.form_id: f for f in Form.objects.filter(form_id__in=ids)}
         for row in remote:
-            form_id = str(row.get("id") or "")
-            if not form_id:
+            form_id = meta_id(row.get("id"))
+            if form_id is None:
                 continue
             values = {
                 "page": page,

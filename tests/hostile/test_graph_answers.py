@@ -23,8 +23,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from leads import bulk, fastjson, fetching
+from leads.graph import GraphError
 from leads.lead_data import MAX_DEPTH, TOO_DEEP, cut_deep
 from leads.models import Form, Lead, Page
+from leads.pages import sync_forms
 from leads.webhooks import meta_id
 from tests.conftest import GRAPH, graph_lead
 
@@ -365,3 +367,42 @@ def test_any_bulk_read_answer_ends_the_run_with_a_status(first, then):
         assert all("leaked" not in call.request.url for call in graph.calls)
         transaction.set_rollback(True)
     cache.clear()
+
+
+FORM_ROWS = st.fixed_dictionaries(
+    {"id": st.one_of(st.just("3333"), JSON_VALUES)},
+    optional=dict.fromkeys(("name", "status", "locale", "questions", "created_time"), JSON_VALUES),
+)
+
+
+@given(
+    answer=st.one_of(
+        st.fixed_dictionaries({"data": st.one_of(st.lists(FORM_ROWS), JSON_VALUES)}), JSON_VALUES
+    )
+)
+@example(answer={"data": "forms"})
+@example(answer={"data": [{"id": {"a": "b" * 100}, "name": ["x"]}, 7]})
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_answer_to_a_form_list_stores_the_forms_it_names_or_fails_clearly(answer):
+    """Loading a page's forms: each object with a usable id is a form; the rest is skipped."""
+    cache.clear()
+    with (
+        transaction.atomic(),
+        override_settings(META_GRAPH_URL=GRAPH.rsplit("/", 1)[0]),
+        responses.RequestsMock(assert_all_requests_are_fired=False) as graph,
+    ):
+        graph.get(re.compile(rf"{re.escape(GRAPH)}/1111/leadgen_forms"), json=answer)
+        page = Page.objects.create(page_id="1111", name="Acme")
+        try:
+            sync_forms(page, token=TOKEN)
+        except GraphError:
+            assert not isinstance(answer, dict)  # only an answer that is not an object
+        else:
+            rows = answer.get("data") if isinstance(answer, dict) else None
+            ids = (
+                {meta_id(row.get("id")) for row in rows if isinstance(row, dict)}
+                if isinstance(rows, list)
+                else set()
+            )
+            assert set(Form.objects.values_list("form_id", flat=True)) == ids - {None}
+        transaction.set_rollback(True)
