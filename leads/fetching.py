@@ -35,6 +35,7 @@ from leads.ingestion import ensure_forms
 from leads.lead_data import lead_columns, within_depth
 from leads.models import Lead, Page
 from leads.pipeline import enter_pipeline
+from leads.webhooks import meta_id
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def complete(lead: Lead, data: dict) -> bool:
     """Store the Graph answer on a claimed lead and put it in the pipeline, atomically."""
     # One lead: cutting any absurd nesting costs nothing next to the request for it.
     columns = within_depth(lead_columns(data))
-    form_id = str(data.get("form_id") or "")
+    form_id = meta_id(data.get("form_id")) or ""
     with transaction.atomic():
         if form_id and (lead.form is None or lead.form.form_id != form_id):
             columns["form"] = ensure_forms({form_id: lead.page})[form_id]

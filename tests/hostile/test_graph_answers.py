@@ -263,6 +263,7 @@ def test_any_json_rows_store_or_skip_and_never_raise(rows):
 
 @given(data=JSON_VALUES)
 @example(data={"id": LEAD_ID, "field_data": None, "graph": [float("nan"), 2**70]})
+@example(data={"id": LEAD_ID, "form_id": {"a": "b" * 100}})  # not a form id: no form
 @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_json_answer_to_a_lead_fetch_is_stored(data):
     """The webhook's fetch: whatever object Graph answers with is stored on the lead."""
