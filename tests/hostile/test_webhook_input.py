@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings
+from django.db import transaction
+from django.test import Client
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from leads.models import Lead, WebhookDelivery
+from leads.webhooks import sign
 from tests.conftest import change_value, leadgen_body, queue_size
+from tests.hostile.test_graph_answers import JSON_VALUES
 
 pytestmark = pytest.mark.django_db
 
@@ -136,3 +144,60 @@ def test_non_numeric_content_length_is_400(client):
         CONTENT_LENGTH="lots",
     )
     assert response.status_code == 400
+
+
+CHANGE_VALUES = st.fixed_dictionaries(
+    {},
+    optional={
+        key: st.one_of(JSON_VALUES, st.integers(), st.just("1234567890123456"))
+        for key in ("leadgen_id", "page_id", "form_id", "ad_id", "adgroup_id", "created_time")
+    },
+)
+DELIVERIES = st.fixed_dictionaries(
+    {"object": st.one_of(st.just("page"), JSON_VALUES)},
+    optional={
+        "entry": st.one_of(
+            JSON_VALUES,
+            st.lists(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "id": st.one_of(st.just("1111"), JSON_VALUES),
+                        "time": JSON_VALUES,
+                        "changes": st.one_of(
+                            JSON_VALUES,
+                            st.lists(
+                                st.fixed_dictionaries(
+                                    {"field": st.one_of(st.just("leadgen"), JSON_VALUES)},
+                                    optional={"value": st.one_of(CHANGE_VALUES, JSON_VALUES)},
+                                ),
+                                max_size=3,
+                            ),
+                        ),
+                    },
+                ),
+                max_size=3,
+            ),
+        )
+    },
+)
+
+
+@given(payload=st.one_of(DELIVERIES, JSON_VALUES))
+@example(payload={"object": "page", "entry": [{"changes": [{"field": "leadgen", "value": {
+    "leadgen_id": 1, "page_id": 1, "created_time": 10**30, "form_id": "\u0000"}}]}]})  # fmt: skip
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_validly_signed_json_is_kept_and_answered_without_a_5xx(payload):
+    """Whatever JSON Meta (or someone holding the app secret) signs, the delivery is stored
+    as sent and answered 200 or 400, never 5xx (which Meta would retry for 36 hours)."""
+    raw = json.dumps(payload).encode()
+    with transaction.atomic():
+        response = Client().post(
+            "/webhooks/meta/",
+            raw,
+            content_type="application/json",
+            HTTP_X_HUB_SIGNATURE_256=sign(raw, settings.META_APP_SECRET),
+        )
+        assert response.status_code in (200, 400), response.content
+        assert bytes(WebhookDelivery.objects.get().body) == raw
+        transaction.set_rollback(True)
