@@ -41,6 +41,10 @@ from crm.labels import StageChoices, stage_name
 from leads.models import Form, Lead, PipelineStage, StageChange
 
 
+# "Load more" on a board column never goes further than this (no column is that long).
+MAX_OFFSET = 10**9
+
+
 def _is_htmx(request: HttpRequest) -> bool:
     """A fragment is wanted, except when htmx restores history it has not cached: then
     the whole page is."""
@@ -129,7 +133,8 @@ def board_column(request: HttpRequest, slug: str) -> HttpResponse:
     stage = get_object_or_404(PipelineStage, slug=slug)
     filterset = BoardFilter(request.GET or None, visible_leads(request.user), user=request.user)
     try:
-        offset = max(int(request.GET.get("offset", 0)), 0)
+        # Bounded: an offset beyond 64 bits would overflow the database's OFFSET.
+        offset = min(max(int(request.GET.get("offset", 0)), 0), MAX_OFFSET)
     except ValueError:
         offset = 0
     cards = selectors.column_cards(filterset.qs, stage=stage, offset=offset)
