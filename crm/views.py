@@ -40,7 +40,6 @@ from crm.forms import MoveForm, NoteForm, OwnerForm
 from crm.labels import StageChoices, stage_name
 from leads.models import Form, Lead, PipelineStage, StageChange
 
-
 # "Load more" on a board column never goes further than this (no column is that long).
 MAX_OFFSET = 10**9
 
