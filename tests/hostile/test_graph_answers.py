@@ -9,8 +9,10 @@ surrogate (which JSON can spell as `\\ud800`): both become U+FFFD. Nesting deepe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,13 +40,34 @@ NUL, SURROGATE = "\u0000", "\ud800"
 SQL_AND_HTML = "<script>alert('x')</script>'; DROP TABLE leads_lead; --"
 
 
-@pytest.fixture
-def page() -> Page:
+def connected_page() -> Page:
     page = Page.objects.create(page_id="1111", name="Acme")
     page.token = TOKEN
     page.token_status = Page.TokenStatus.VALID
     page.save()
     return page
+
+
+@pytest.fixture
+def page() -> Page:
+    return connected_page()
+
+
+@contextlib.contextmanager
+def one_example() -> Iterator[responses.RequestsMock]:
+    """A hypothesis example's world: its own transaction, rolled back; Graph mocked; no
+    throttling pause left in the cache for the next example."""
+    cache.clear()
+    try:
+        with (
+            transaction.atomic(),
+            override_settings(META_GRAPH_URL=GRAPH.rsplit("/", 1)[0]),
+            responses.RequestsMock(assert_all_requests_are_fired=False) as graph,
+        ):
+            yield graph
+            transaction.set_rollback(True)
+    finally:
+        cache.clear()
 
 
 def nested(depth: int) -> Any:
@@ -244,7 +267,7 @@ LEAD_KEYS = st.sampled_from(
 @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_json_rows_store_or_skip_and_never_raise(rows):
     """Whatever JSON Meta's bulk-read page holds, each row with a usable id is stored."""
-    with transaction.atomic():
+    with one_example():
         page = Page.objects.create(page_id="1111", name="Acme")
         form = Form.objects.create(form_id="2222", page=page, name="Any")
         # Which ids are usable is meta_id's rule (tested with the webhook's hostile ids).
@@ -258,7 +281,6 @@ def test_any_json_rows_store_or_skip_and_never_raise(rows):
         assert counts.created + counts.completed == len(ids) == Lead.objects.count()
         assert set(Lead.objects.values_list("fetch_status", flat=True)) <= {"complete"}
         assert counts.rows == len(rows)
-        transaction.set_rollback(True)
 
 
 @given(data=JSON_VALUES)
@@ -268,7 +290,7 @@ def test_any_json_rows_store_or_skip_and_never_raise(rows):
 def test_any_json_answer_to_a_lead_fetch_is_stored(data):
     """The webhook's fetch: whatever object Graph answers with is stored on the lead."""
     data = data if isinstance(data, dict) else {"id": LEAD_ID, "field_data": data}
-    with transaction.atomic():
+    with one_example():
         page = Page.objects.create(page_id="1111", name="Acme")
         lead = Lead.objects.create(leadgen_id=LEAD_ID, page=page)
         claimed = fetching.claim(lead.pk)
@@ -277,7 +299,6 @@ def test_any_json_answer_to_a_lead_fetch_is_stored(data):
         assert fetching.complete(claimed, answer)
         lead.refresh_from_db()
         assert lead.fetch_status == Lead.FetchStatus.COMPLETE
-        transaction.set_rollback(True)
 
 
 ANSWER_STATUSES = st.sampled_from([200, 200, 201, 301, 400, 401, 403, 404, 429, 500, 503])
@@ -298,15 +319,10 @@ ERROR_ANSWERS = st.fixed_dictionaries(
 def test_any_answer_to_a_lead_fetch_leaves_the_lead_in_a_known_state(status, body):
     """Whatever status and body Graph (or a proxy before it) answers with, the fetch ends
     and the lead says what happens next; it is never left claimed."""
-    cache.clear()  # a throttling answer's pause is kept in the cache
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    with transaction.atomic(), responses.RequestsMock() as graph:
+    with one_example() as graph:
         graph.get(f"{GRAPH}/{LEAD_ID}", body=raw, status=status)
-        page = Page.objects.create(page_id="1111", name="Acme")
-        page.token = TOKEN
-        page.token_status = Page.TokenStatus.VALID
-        page.save()
-        lead = Lead.objects.create(leadgen_id=LEAD_ID, page=page)
+        lead = Lead.objects.create(leadgen_id=LEAD_ID, page=connected_page())
         fetching.fetch_lead(lead.pk, sleep=lambda seconds: None)
         lead.refresh_from_db()
         Status = Lead.FetchStatus
@@ -315,8 +331,6 @@ def test_any_answer_to_a_lead_fetch_leaves_the_lead_in_a_known_state(status, bod
             assert lead.fetch_after is not None and lead.fetch_error
         elif lead.fetch_status != Status.COMPLETE:
             assert lead.fetch_error
-        transaction.set_rollback(True)
-    cache.clear()
 
 
 NEXT_LINKS = st.one_of(
@@ -351,12 +365,7 @@ PAGES = st.fixed_dictionaries(
 def test_any_bulk_read_answer_ends_the_run_with_a_status(first, then):
     """Whatever pages Graph answers a bulk read with, the run ends with a status and the
     leads it could read stored; a next link is followed only within the Graph API."""
-    cache.clear()
-    with (
-        transaction.atomic(),
-        override_settings(META_GRAPH_URL=GRAPH.rsplit("/", 1)[0]),
-        responses.RequestsMock(assert_all_requests_are_fired=False) as graph,
-    ):
+    with one_example() as graph:
         graph.get(re.compile(rf"{re.escape(GRAPH)}/2222/leads\?(?!after)"), json=first)
         graph.get(re.compile(rf"{re.escape(GRAPH)}/2222/leads\?after="), json=then)
         page = Page.objects.create(page_id="1111", name="Acme")
@@ -366,8 +375,6 @@ def test_any_bulk_read_answer_ends_the_run_with_a_status(first, then):
         assert result.ok or result.error
         assert all("evil.test" not in call.request.url for call in graph.calls)
         assert all("leaked" not in call.request.url for call in graph.calls)
-        transaction.set_rollback(True)
-    cache.clear()
 
 
 FORM_ROWS = st.fixed_dictionaries(
@@ -386,12 +393,7 @@ FORM_ROWS = st.fixed_dictionaries(
 @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_answer_to_a_form_list_stores_the_forms_it_names_or_fails_clearly(answer):
     """Loading a page's forms: each object with a usable id is a form; the rest is skipped."""
-    cache.clear()
-    with (
-        transaction.atomic(),
-        override_settings(META_GRAPH_URL=GRAPH.rsplit("/", 1)[0]),
-        responses.RequestsMock(assert_all_requests_are_fired=False) as graph,
-    ):
+    with one_example() as graph:
         graph.get(re.compile(rf"{re.escape(GRAPH)}/1111/leadgen_forms"), json=answer)
         page = Page.objects.create(page_id="1111", name="Acme")
         try:
@@ -406,4 +408,3 @@ def test_any_answer_to_a_form_list_stores_the_forms_it_names_or_fails_clearly(an
                 else set()
             )
             assert set(Form.objects.values_list("form_id", flat=True)) == ids - {None}
-        transaction.set_rollback(True)
