@@ -325,6 +325,9 @@ def store_page(
         forms.update(ensure_forms(dict.fromkeys(wanted, page)))
 
     for attempt in range(3):
+        # What an attempt wrote is counted afresh: a failed one was rolled back.
+        counts.created = counts.completed = 0
+        counts.created_pks, counts.completed_pks = [], []
         try:
             with whole_page_statements(), transaction.atomic():
                 _upsert(parsed, counts, form=form, page=page, forms=forms)
@@ -337,16 +340,12 @@ def store_page(
             logger.warning("Bulk read: a lead nested too deeply was cut at %s levels", MAX_DEPTH)
             for item in parsed.values():
                 item["columns"] = within_depth(item["columns"])
-            counts.created = counts.completed = 0
-            counts.created_pks, counts.completed_pks = [], []
         except IntegrityError:
             # A webhook inserted one of these leads between our read and our insert
             # (PostgreSQL; SQLite's IMMEDIATE transactions serialise writers). Read again:
             # the lead is now "existing" and is completed instead.
             if attempt == 2:
                 raise
-            counts.created = counts.completed = 0
-            counts.created_pks, counts.completed_pks = [], []
     counts.unchanged += len(parsed) - counts.created - counts.completed
     return counts
 
