@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
+from leads.models import Page
 from leads.webhooks import sign
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -133,6 +134,15 @@ def change_value(
     if ad_id is not None:
         value |= {"ad_id": ad_id, "adgroup_id": ad_id}
     return value
+
+
+def connected_page(*, token: str, page_id: str = "1111", name: str = "Acme") -> Page:
+    """A page with a valid token, as `connect_page` leaves it."""
+    page = Page.objects.create(page_id=page_id, name=name)
+    page.token = token
+    page.token_status = Page.TokenStatus.VALID
+    page.save()
+    return page
 
 
 def graph_lead(leadgen_id: str, **overrides: Any) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from leads.lead_data import MAX_DEPTH, TOO_DEEP, cut_deep
 from leads.models import Form, Lead, Page
 from leads.pages import sync_forms
 from leads.webhooks import meta_id
-from tests.conftest import GRAPH, graph_lead
+from tests.conftest import GRAPH, connected_page, graph_lead
 
 pytestmark = pytest.mark.django_db
 
@@ -40,17 +40,9 @@ NUL, SURROGATE = "\u0000", "\ud800"
 SQL_AND_HTML = "<script>alert('x')</script>'; DROP TABLE leads_lead; --"
 
 
-def connected_page() -> Page:
-    page = Page.objects.create(page_id="1111", name="Acme")
-    page.token = TOKEN
-    page.token_status = Page.TokenStatus.VALID
-    page.save()
-    return page
-
-
 @pytest.fixture
 def page() -> Page:
-    return connected_page()
+    return connected_page(token=TOKEN)
 
 
 @contextlib.contextmanager
@@ -322,7 +314,7 @@ def test_any_answer_to_a_lead_fetch_leaves_the_lead_in_a_known_state(status, bod
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     with one_example() as graph:
         graph.get(f"{GRAPH}/{LEAD_ID}", body=raw, status=status)
-        lead = Lead.objects.create(leadgen_id=LEAD_ID, page=connected_page())
+        lead = Lead.objects.create(leadgen_id=LEAD_ID, page=connected_page(token=TOKEN))
         fetching.fetch_lead(lead.pk, sleep=lambda seconds: None)
         lead.refresh_from_db()
         Status = Lead.FetchStatus

@@ -20,7 +20,13 @@ from leads import bulk, pipeline, schedules, tasks
 from leads.graph import GraphClient
 from leads.models import Form, Lead, Page, PipelineStage, StageChange
 from sandbox import MetaSandbox
-from tests.conftest import graph_lead, queued_tasks, run_queued_tasks, run_tasks
+from tests.conftest import (
+    connected_page,
+    graph_lead,
+    queued_tasks,
+    run_queued_tasks,
+    run_tasks,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -73,11 +79,7 @@ def meta(server: MetaSandbox, settings) -> MetaSandbox:
 
 @pytest.fixture
 def page(meta: MetaSandbox) -> Page:
-    page = Page.objects.create(page_id=PAGE, name="Acme Kitchens")
-    page.token = PAGE_TOKEN
-    page.token_status = Page.TokenStatus.VALID
-    page.save()
-    return page
+    return connected_page(token=PAGE_TOKEN, page_id=PAGE, name="Acme Kitchens")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from leads.models import Form, Lead, Page, PipelineStage, StageChange
 from tests.conftest import (
     GRAPH,
     change_value,
+    connected_page,
     graph_lead,
     leadgen_body,
     load_fixture,
@@ -41,11 +42,7 @@ def graph_error(code: int, message: str, *, subcode: int | None = None, status: 
 
 @pytest.fixture
 def page() -> Page:
-    page = Page.objects.create(page_id="1111", name="Acme Spain")
-    page.token = PAGE_TOKEN
-    page.token_status = Page.TokenStatus.VALID
-    page.save()
-    return page
+    return connected_page(token=PAGE_TOKEN, name="Acme Spain")
 
 
 def pending_lead(page: Page, leadgen_id: str = "1234567890123456") -> Lead:
