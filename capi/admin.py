@@ -4,6 +4,10 @@ Read-only: events change only through capi.sending (the one "retry" action re-pe
 failed events). Nothing here shows a lead's raw answers: events are identified by their
 leadgen id and carry hashed customer information only (Lead's own `__str__` is a name or an
 email, so the lead is never rendered through it here).
+
+Page access (leads.visibility): an event is its lead's page's. A send attempt is one POST
+whose batch can mix pages (its event ids, Meta's messages), and the sender's state and its
+"resume" are every page's: both are for users who see every page.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from capi import sending
 from capi.models import ConversionEvent, SendAttempt, SenderState
 from capi.outbox import queue_send_on_commit
 from capi.user_data import MATCH_KEYS, match_keys
-from leads.admin import CappedCountPaginator, LeadAdmin
+from leads.admin import CappedCountPaginator, LeadAdmin, PageScopedAdmin, PageScopedInline
 
 
 def _pretty_json(value: Any) -> str:
@@ -55,7 +59,7 @@ def coverage(events: QuerySet[ConversionEvent]) -> dict[str, Any]:
     }
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(PageScopedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -68,11 +72,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
 
-class ConversionEventInline(admin.TabularInline):
+class ConversionEventInline(PageScopedInline):
     """The lead's conversion events on its admin page (leads never imports capi, so this
     inline joins through `LeadAdmin.extra_inlines`)."""
 
     model = ConversionEvent
+    page_path = "lead__page"
     fk_name = "lead"
     extra = 0
     can_delete = False
@@ -97,6 +102,7 @@ LeadAdmin.extra_inlines.append(ConversionEventInline)
 
 @admin.register(ConversionEvent)
 class ConversionEventAdmin(ReadOnlyAdmin):
+    page_path = "lead__page"
     list_display = [
         "event_id",
         "event_name",
@@ -208,6 +214,7 @@ class ConversionEventAdmin(ReadOnlyAdmin):
 
 @admin.register(SendAttempt)
 class SendAttemptAdmin(ReadOnlyAdmin):
+    page_path = None  # a batch can mix pages (module docstring)
     list_display = [
         "id",
         "started_at",
@@ -249,6 +256,7 @@ class SendAttemptAdmin(ReadOnlyAdmin):
 
 @admin.register(SenderState)
 class SenderStateAdmin(ReadOnlyAdmin):
+    page_path = None  # every page's sending (module docstring)
     list_display = ["__str__", "status", "paused_at", "last_run_at", "last_sent_at", "pending"]
     fields = [
         "status",

@@ -1,6 +1,10 @@
 """Admin for the people side: page access grants (like Meta's Leads Access Manager), owners
 and notes. The lead page shows the lead's notes through `LeadAdmin.extra_inlines` (leads
-never imports crm)."""
+never imports crm).
+
+Every admin here follows the user's page access (crm.access, applied through
+leads.visibility): a grant, a note or an owner of another page's lead is not found, and a
+grant can name only a page the user sees, so nobody grants themselves another page."""
 
 from __future__ import annotations
 
@@ -10,13 +14,14 @@ from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 
 from crm.models import Assignment, Note, PageAccess
-from leads.admin import LeadAdmin
+from leads.admin import LeadAdmin, PageScopedAdmin, PageScopedInline
 
 User = get_user_model()
 
 
 @admin.register(PageAccess)
-class PageAccessAdmin(admin.ModelAdmin):
+class PageAccessAdmin(PageScopedAdmin):
+    page_path = "page"
     list_display = ["user", "page", "granted_at", "granted_by"]
     list_filter = ["page"]
     list_select_related = ["user", "page", "granted_by"]
@@ -30,8 +35,9 @@ class PageAccessAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class PageAccessInline(admin.TabularInline):
+class PageAccessInline(PageScopedInline):
     model = PageAccess
+    page_path = "page"
     fk_name = "user"
     extra = 0
     autocomplete_fields = ["page"]
@@ -49,10 +55,11 @@ class LeadloopUserAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, PageAccessInline]
 
 
-class NoteInline(admin.TabularInline):
+class NoteInline(PageScopedInline):
     """The lead's notes on its admin page, read-only (notes are written in the sales UI)."""
 
     model = Note
+    page_path = "lead__page"
     extra = 0
     can_delete = False
     fields = ["created_at", "author", "body"]
@@ -69,7 +76,8 @@ LeadAdmin.extra_inlines.append(NoteInline)
 
 
 @admin.register(Note)
-class NoteAdmin(admin.ModelAdmin):
+class NoteAdmin(PageScopedAdmin):
+    page_path = "lead__page"
     list_display = ["lead", "author", "created_at"]
     list_select_related = ["lead", "author"]
     raw_id_fields = ["lead"]
@@ -78,7 +86,8 @@ class NoteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(PageScopedAdmin):
+    page_path = "lead__page"
     list_display = ["lead", "owner", "assigned_at"]
     list_select_related = ["lead", "owner"]
     raw_id_fields = ["lead"]

@@ -8,6 +8,12 @@ Extension point: `leads` imports neither `crm` nor `capi`, so their admin module
 inlines to the lead page by appending inline classes to `LeadAdmin.extra_inlines` when they
 are imported (admin autodiscovery imports `leads.admin` first: INSTALLED_APPS order).
 
+Page access: every admin of page data (here, in crm and in capi) is a `PageScopedAdmin`
+naming the path from its model to its page, so its rows, object pages, actions, choices,
+list filters and autocomplete answers follow the rule crm registers in
+`leads.visibility` (crm.access, the sales UI's rule); rows of no single page (webhook
+deliveries) are for users who see every page.
+
 Big tables (leads, deliveries, stage changes, and capi's events) use `CappedCountPaginator`
 and `show_full_result_count = False`, and every column comes from the row or a joined row,
 so a changelist is a fixed number of queries however many rows it lists.
@@ -20,11 +26,15 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import widgets
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import get_fields_from_path
+from django.core import checks
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -35,7 +45,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from leads import csv_import, fastjson, fetching, queue
+from leads import csv_import, fastjson, fetching, queue, visibility
 from leads.export import answer_pairs, disclaimer_pairs, lead_csv_lines
 from leads.graph import GraphError
 from leads.ingestion import NotReprocessable, reprocess_delivery
@@ -81,6 +91,145 @@ def _pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
+# -- Page access: every row of a page-scoped admin, and every choice it offers, is one the
+# user may see under the rule crm registers in `leads.visibility` (crm.access's rule).
+
+
+def _scoped_admin(admin_site: admin.AdminSite, model: type[Model]) -> PageScoped | None:
+    try:
+        related = admin_site.get_model_admin(model)
+    except NotRegistered:
+        return None
+    return related if isinstance(related, PageScoped) else None
+
+
+class VisibleRawIdWidget(widgets.ForeignKeyRawIdWidget):
+    """A raw id input that names its value only when the user may see that row: Django's
+    widget looks the id up in the whole table, so a form sent back with another page's id
+    would show that row's name next to the input."""
+
+    def __init__(self, *args: Any, visible: QuerySet, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.visible = visible
+
+    def label_and_url_for_value(self, value: Any) -> tuple[str, str]:
+        key = self.rel.get_related_field().name
+        try:
+            seen = self.visible.filter(**{key: value}).exists()
+        except (ValueError, ValidationError):
+            seen = False
+        return super().label_and_url_for_value(value) if seen else ("", "")
+
+
+class VisibleRelatedFilter(admin.RelatedFieldListFilter):
+    """A list filter on a page-scoped relation (page, form) offering only the rows the
+    user may see: the plain filter lists every page's and form's name."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list:
+        related = _scoped_admin(model_admin.admin_site, field.related_model)
+        if related is None or visibility.sees_everything(request.user):
+            return super().field_choices(field, request, model_admin)
+        visible = related.scope(request, field.related_model._default_manager.all())
+        return field.get_choices(
+            include_blank=False,
+            limit_choices_to={"pk__in": visible.values("pk")},
+            ordering=self.field_admin_ordering(field, request, model_admin),
+        )
+
+
+class PageScoped:
+    """Shared by page-scoped model admins and inlines: rows start from
+    `leads.visibility.scope`, and a foreign key to a page-scoped model (a page, a form, a
+    lead) offers, accepts and names only rows the user may see.
+
+    `page_path` leads from the model to its page: `"pk"` (a page), `"page"`, `"lead__page"`;
+    None for rows of no single page, which only users who see everything reach."""
+
+    page_path: ClassVar[str | None]
+    admin_site: admin.AdminSite
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = super().check(**kwargs)  # type: ignore[misc]
+        if not hasattr(self, "page_path"):
+            # Loud at startup rather than a guess: every scoped admin says where its page is.
+            errors.append(
+                checks.Error(
+                    f"{type(self).__qualname__} declares no page_path.",
+                    obj=type(self),
+                    id="leads.E001",
+                )
+            )
+        return errors
+
+    def scope(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return visibility.scope(queryset, user=request.user, page_path=self.page_path)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return self.scope(request, super().get_queryset(request))  # type: ignore[misc]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        related = _scoped_admin(self.admin_site, db_field.related_model)
+        if related is None or visibility.sees_everything(request.user):
+            return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        if "queryset" not in kwargs:
+            # The related admin's ordering, as Django's own choice would have it.
+            choices = self.get_field_queryset(kwargs.get("using"), db_field, request)  # type: ignore[attr-defined]
+            if choices is None:
+                choices = db_field.related_model._default_manager.using(kwargs.get("using"))
+            kwargs["queryset"] = related.scope(request, choices)
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        if isinstance(formfield.widget, widgets.ForeignKeyRawIdWidget):
+            formfield.widget = VisibleRawIdWidget(
+                db_field.remote_field,
+                self.admin_site,
+                using=kwargs.get("using"),
+                visible=formfield.queryset,
+            )
+        return formfield
+
+
+class PageScopedAdmin(PageScoped, admin.ModelAdmin):
+    """A model admin whose changelist, object pages (change, history, delete), actions,
+    autocomplete answers and list filters follow the user's page access. Another page's
+    object is not found ("doesn't exist"), and an action posted with its id leaves it
+    alone: the action's queryset is this admin's."""
+
+    def get_list_filter(self, request: HttpRequest) -> list:
+        return [self._visible_filter(entry) for entry in super().get_list_filter(request)]
+
+    def _visible_filter(self, entry: Any) -> Any:
+        if not isinstance(entry, str):
+            return entry
+        field = get_fields_from_path(self.model, entry)[-1]
+        if field.is_relation and _scoped_admin(self.admin_site, field.related_model):
+            return (entry, VisibleRelatedFilter)
+        return entry
+
+    # Rows of no single page (page_path None) are for users who see everything only: the
+    # model is not offered to anyone else at all.
+    def _reaches(self, request: HttpRequest) -> bool:
+        return self.page_path is not None or visibility.sees_everything(request.user)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._reaches(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._reaches(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._reaches(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._reaches(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._reaches(request) and super().has_delete_permission(request, obj)
+
+
+class PageScopedInline(PageScoped, admin.TabularInline):
+    """An inline whose rows and choices follow the user's page access (see PageScoped)."""
+
+
 class PageAdminForm(forms.ModelForm):
     new_token = forms.CharField(
         label=_("Replace token"),
@@ -98,6 +247,10 @@ class PageAdminForm(forms.ModelForm):
         cleaned = super().clean()
         token = cleaned.get("new_token")
         page_id = cleaned.get("page_id") or (self.instance.page_id if self.instance else "")
+        if self.instance.pk is None and Page.objects.filter(page_id=page_id).exists():
+            # An add form naming a page that exists: the unique check refuses it below, and
+            # the token must not reach that page (it may be one the user cannot see).
+            return cleaned
         if token and page_id:
             try:
                 # Verify before saving; connect_page stores the token and resumes leads.
@@ -110,7 +263,8 @@ class PageAdminForm(forms.ModelForm):
 
 
 @admin.register(Page)
-class PageAdmin(admin.ModelAdmin):
+class PageAdmin(PageScopedAdmin):
+    page_path = "pk"
     form = PageAdminForm
     list_display = [
         "page_id",
@@ -134,7 +288,14 @@ class PageAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Page]:
-        return super().get_queryset(request).annotate(forms_total=Count("forms"))
+        # The model's ordering again: Django drops a default ordering from a GROUP BY
+        # query, and the autocomplete answers (which sort nothing themselves) page by it.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(forms_total=Count("forms"))
+            .order_by(*Page._meta.ordering)
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Page | None = None) -> list[str]:
         # The page id names the page at Meta: fixed once the page exists.
@@ -208,7 +369,8 @@ def queue_sync(
 
 
 @admin.register(Form)
-class FormAdmin(admin.ModelAdmin):
+class FormAdmin(PageScopedAdmin):
+    page_path = "page"
     list_display = [
         "form_id",
         "name",
@@ -297,13 +459,31 @@ class FormAdmin(admin.ModelAdmin):
 
 @admin.register(PipelineStage)
 class PipelineStageAdmin(admin.ModelAdmin):
+    """Stages are shared by every page: a user limited to some pages may read them, but
+    only a user who sees every page changes them (a new event name or a deleted stage is
+    every page's pipeline, and a stage's delete page would list the leads in it)."""
+
     list_display = ["name", "slug", "position", "event_name", "sends_conversion"]
     list_editable = ["position", "event_name", "sends_conversion"]
     prepopulated_fields = {"slug": ["name"]}
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return visibility.sees_everything(request.user) and super().has_add_permission(request)
 
-class StageChangeInline(admin.TabularInline):
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return visibility.sees_everything(request.user) and super().has_change_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return visibility.sees_everything(request.user) and super().has_delete_permission(
+            request, obj
+        )
+
+
+class StageChangeInline(PageScopedInline):
     model = StageChange
+    page_path = "lead__page"
     extra = 0
     can_delete = False
     fields = ["changed_at", "from_stage", "to_stage", "changed_by", "via"]
@@ -317,8 +497,10 @@ class StageChangeInline(admin.TabularInline):
 
 
 @admin.register(StageChange)
-class StageChangeAdmin(admin.ModelAdmin):
+class StageChangeAdmin(PageScopedAdmin):
     """The pipeline's history, read-only: a change is made only by moving a lead."""
+
+    page_path = "lead__page"
 
     list_display = ["id", "changed_at", "lead_link", "from_stage", "to_stage", "changed_by", "via"]
     list_filter = ["via", "to_stage", ("changed_at", admin.DateFieldListFilter)]
@@ -348,6 +530,14 @@ class StageChangeAdmin(admin.ModelAdmin):
         return False
 
 
+class FormIdChoiceField(forms.ModelChoiceField):
+    """A form chosen from a list, cleaned to its form id as the free-text field is."""
+
+    def clean(self, value: Any) -> str:
+        form = super().clean(value)
+        return form.form_id if form is not None else ""
+
+
 class CsvImportForm(forms.Form):
     file = forms.FileField(
         label=_("Lead export"),
@@ -362,6 +552,22 @@ class CsvImportForm(forms.Form):
         required=False,
         help_text=_("Only needed when the file has no form_id column."),
     )
+
+    def __init__(
+        self, *args: Any, form_choices: QuerySet[Form] | None = None, **kwargs: Any
+    ) -> None:
+        """`form_choices`: the forms an importer limited to some pages may name (their
+        pages' forms), offered as a list; None for one who sees every page, who may type
+        any form id, a form not known yet included."""
+        super().__init__(*args, **kwargs)
+        if form_choices is not None:
+            self.fields["form_id"] = FormIdChoiceField(
+                label=_("Form"),
+                queryset=form_choices.order_by("name", "form_id"),
+                to_field_name="form_id",
+                required=False,
+                help_text=self.fields["form_id"].help_text,
+            )
 
     def clean_file(self) -> object:
         upload = self.cleaned_data["file"]
@@ -393,7 +599,8 @@ class MoveStageForm(forms.Form):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(PageScopedAdmin):
+    page_path = "page"
     list_display = [
         "leadgen_id",
         "full_name",
@@ -681,18 +888,26 @@ class LeadAdmin(admin.ModelAdmin):
         if not self.has_import_permission(request):
             raise PermissionDenied
         report = None
+        # An importer limited to some pages imports into their forms only (and changes no
+        # lead of another page); one who sees every page may name any form.
+        pages = None
+        choices = None
+        if not visibility.sees_everything(request.user):
+            pages = visibility.visible_pages(request.user)
+            choices = visibility.scope(Form.objects.all(), user=request.user, page_path="page")
         if request.method == "POST":
-            form = CsvImportForm(request.POST, request.FILES)
+            form = CsvImportForm(request.POST, request.FILES, form_choices=choices)
             if form.is_valid():
                 try:
                     report = csv_import.import_export(
                         form.cleaned_data["file"].read(),
                         form_id=form.cleaned_data["form_id"] or None,
+                        pages=pages,
                     )
                 except csv_import.NotALeadExport as exc:
                     form.add_error("file", _("Nothing imported: %(e)s") % {"e": exc})
         else:
-            form = CsvImportForm()
+            form = CsvImportForm(form_choices=choices)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -704,7 +919,10 @@ class LeadAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(PageScopedAdmin):
+    # A delivery is one POST from Meta: its body can carry several pages' leads, and an
+    # unsigned or malformed one belongs to no page. Only users who see every page see them.
+    page_path = None
     list_display = [
         "id",
         "received_at",

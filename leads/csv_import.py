@@ -18,6 +18,10 @@ Rules:
   parked; such a lead keeps its source. New leads get `source=csv`.
 - Importing the same file twice changes nothing the second time.
 - Leads that become complete enter the pipeline through `enter_pipeline_many`.
+- An import limited to some pages (`pages`: an importer who sees only those) creates and
+  changes leads of those pages only: a row naming another page's form, a form not known
+  yet (its page is unknown) or a lead already on another page is rejected, and no form
+  is created.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from leads import fetching
@@ -42,7 +47,7 @@ from leads.bulk import whole_page_statements
 from leads.graph import TOKEN_CODES, get_session
 from leads.ingestion import ensure_forms
 from leads.lead_data import lead_columns, parse_bool, parse_meta_time
-from leads.models import Form, Lead
+from leads.models import Form, Lead, Page
 from leads.pipeline import enter_pipeline_many
 from leads.webhooks import meta_id
 
@@ -332,9 +337,13 @@ def parse_row(
 # --- Storing -------------------------------------------------------------------------------
 
 
-def import_export(data: bytes, *, form_id: str | None = None) -> ImportReport:
+def import_export(
+    data: bytes, *, form_id: str | None = None, pages: QuerySet[Page] | None = None
+) -> ImportReport:
     """Import a lead export (bytes of the file). Raises NotALeadExport, changing nothing,
     when the file is not one; otherwise returns the report (rejected rows included).
+    `pages` limits the import to leads of those pages (see the module docstring); None
+    means every page.
 
     All or nothing at the database level: the rows are stored in chunks inside one
     transaction, so a failure midway (a lost database connection) leaves no half import.
@@ -347,6 +356,8 @@ def import_export(data: bytes, *, form_id: str | None = None) -> ImportReport:
     seen: dict[str, int] = {}
     forms: dict[str, Form] = {}
     chunk: list[_Row] = []
+    # An importer sees a handful of pages: their ids are read once.
+    scope = None if pages is None else frozenset(pages.values_list("pk", flat=True))
     with transaction.atomic():
         for number, values in rows:
             parsed = parse_row(number, values, header, default_form_id=form_id)
@@ -368,21 +379,32 @@ def import_export(data: bytes, *, form_id: str | None = None) -> ImportReport:
             seen[parsed.leadgen_id] = number
             chunk.append(parsed)
             if len(chunk) >= CHUNK:
-                _store(chunk, report, forms)
+                _store(chunk, report, forms, scope=scope)
                 chunk = []
         if chunk:
-            _store(chunk, report, forms)
+            _store(chunk, report, forms, scope=scope)
     report.form_ids = sorted(forms)
+    # Rows refused when stored come after the parse's refusals of later rows.
+    report.rejected.sort(key=lambda rejection: rejection.row)
     return report
 
 
-def _resolve_forms(chunk: Sequence[_Row], forms: dict[str, Form]) -> None:
+def _resolve_forms(
+    chunk: Sequence[_Row], forms: dict[str, Form], *, scope: frozenset[int] | None
+) -> None:
     """Form rows for the chunk: existing ones keep their page; new ones (page unknown)
-    are created, named after the export's form_name."""
+    are created, named after the export's form_name. Within a scope, only existing forms
+    of its pages are found and none is created."""
     wanted = {row.form_id for row in chunk if row.form_id and row.form_id not in forms}
     if not wanted:
         return
-    found = ensure_forms(dict.fromkeys(wanted))
+    if scope is not None:
+        found = {
+            form.form_id: form
+            for form in Form.objects.filter(form_id__in=wanted, page_id__in=scope)
+        }
+    else:
+        found = ensure_forms(dict.fromkeys(wanted))
     names = {row.form_id: row.form_name for row in chunk if row.form_name}
     for fid, form in found.items():
         if not form.name and names.get(fid):
@@ -391,8 +413,18 @@ def _resolve_forms(chunk: Sequence[_Row], forms: dict[str, Form]) -> None:
     forms.update(found)
 
 
-def _store(chunk: Sequence[_Row], report: ImportReport, forms: dict[str, Form]) -> None:
-    _resolve_forms(chunk, forms)
+def _store(
+    chunk: Sequence[_Row],
+    report: ImportReport,
+    forms: dict[str, Form],
+    *,
+    scope: frozenset[int] | None,
+) -> None:
+    _resolve_forms(chunk, forms, scope=scope)
+    if scope is not None:
+        chunk = _within(chunk, report, forms)
+        if not chunk:
+            return
     with whole_page_statements(), transaction.atomic():
         existing = {
             values["leadgen_id"]: values
@@ -407,6 +439,11 @@ def _store(chunk: Sequence[_Row], report: ImportReport, forms: dict[str, Form]) 
         for row in chunk:
             form = forms.get(row.form_id) if row.form_id else None
             known = existing.get(row.leadgen_id)
+            if scope is not None and known is not None and known["page_id"] not in scope:
+                report.rejected.append(
+                    Rejection(row.number, "the lead is on a page you cannot see", row.leadgen_id)
+                )
+                continue
             values = {**row.columns, "form": form}
             if known is None:
                 values["page"] = form.page if form is not None else None
@@ -452,6 +489,24 @@ def _store(chunk: Sequence[_Row], report: ImportReport, forms: dict[str, Form]) 
                 .values_list("pk", flat=True)
             )
         enter_pipeline_many([*new_pks, *completed])
+
+
+def _within(chunk: Sequence[_Row], report: ImportReport, forms: dict[str, Form]) -> list[_Row]:
+    """The rows of a scoped import whose form was found (a form of the scope's pages); the
+    others are rejected."""
+    kept = []
+    for row in chunk:
+        if row.form_id in forms:
+            kept.append(row)
+        else:
+            report.rejected.append(
+                Rejection(
+                    row.number,
+                    f"form_id {row.form_id} is not a form of a page you can see",
+                    row.leadgen_id,
+                )
+            )
+    return kept
 
 
 def _db_names(fields: Sequence[str]) -> list[str]:
