@@ -20,7 +20,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from leads.ingestion import kept_headers, receive_delivery
+from leads.clients import client_address
+from leads.ingestion import Throttled, kept_headers, receive_delivery
 from leads.models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ class MetaWebhookView(APIView):
 
     Authentication is the HMAC signature, so DRF's authentication, permissions, throttling
     and parsers are all off: the raw body must reach the signature check untouched, and
-    Meta must never be throttled (it would give up on the delivery after 36 hours).
+    Meta must never be throttled (it would give up on the delivery after 36 hours). Only
+    deliveries whose signature fails are rate-limited, per client address and in total
+    (`leads.throttle`): 429 with Retry-After, and nothing stored.
     """
 
     authentication_classes: list = []
@@ -99,8 +102,15 @@ class MetaWebhookView(APIView):
 
         try:
             delivery = receive_delivery(
-                body=body, headers=kept_headers(request.META), signature=signature
+                body=body,
+                headers=kept_headers(request.META),
+                signature=signature,
+                client=client_address(request),
             )
+        except Throttled as exc:
+            response = _error(429, "Too many deliveries with an invalid signature; not stored.")
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         except DatabaseError:
             # Nothing was committed (one transaction); a 503 makes Meta deliver it again.
             logger.exception("Webhook delivery could not be stored")
