@@ -289,6 +289,11 @@ def _rate(name: str, default: str) -> str:
 # about 100 x 24 x 7 x 5 KB = 85 MB over their retention.
 WEBHOOK_INVALID_RATE_PER_CLIENT = _rate("WEBHOOK_INVALID_RATE_PER_CLIENT", "20/hour")
 WEBHOOK_INVALID_RATE_TOTAL = _rate("WEBHOOK_INVALID_RATE_TOTAL", "100/hour")
+# Days a verified (processed or ignored) delivery is kept, and one whose signature failed;
+# then a schedule deletes it (leads.retention). Failed and malformed ones stay until an
+# admin reprocesses or deletes them. 0 keeps them for ever.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
+WEBHOOK_INVALID_RETENTION_DAYS = env.int("WEBHOOK_INVALID_RETENTION_DAYS", default=7)
 
 # Lead fetch retries: quick in-task retries for blips (5xx, timeouts), then deferred
 # attempts with exponential back-off, then the lead is marked failed (never dropped).
