@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import time
 
 import pytest
 from django.db.models import Sum
@@ -215,6 +217,37 @@ def test_the_admin_shows_size_digest_and_truncation(client, admin_client, fixed_
     ) in html
     listing = admin_client.get(reverse("admin:leads_webhookdelivery_changelist")).content
     assert "5,000 bytes (4.9\xa0KB)" in listing.decode()
+
+
+def test_the_limits_hold_in_the_file_cache_and_keep_their_window(
+    client, settings, tmp_path, fixed_clock
+):
+    """The cache web processes share without Redis. Its increment rewrites the key with the
+    default timeout (300 s); the limiter puts the window's back."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path / "cache"),
+        }
+    }
+    settings.WEBHOOK_INVALID_RATE_PER_CLIENT = "3/day"
+    assert [post(client, b"{}").status_code for _ in range(5)] == [403, 403, 403, 429, 429]
+    assert WebhookDelivery.objects.count() == 3
+    assert throttle.refused_deliveries().count == 2
+
+    from django.core.cache import cache
+
+    key, left = throttle._window(
+        "client:" + hashlib.sha256(b"203.0.113.7").hexdigest()[:32],
+        throttle.parse_rate("3/day"),
+        NOW,
+    )
+    assert cache.get(key) == 5
+    assert left == 86400 - 600
+    with open(cache._key_to_file(key), "rb") as stored:
+        expires = pickle.load(stored)  # the file cache's first record
+    # Written with the window's time left, not the default 300 s.
+    assert expires - time.time() > 80_000
 
 
 # --- The client address -------------------------------------------------------------------
