@@ -8,6 +8,7 @@ loudly at start-up instead of running with a guessable key.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import environ
@@ -272,6 +273,27 @@ META_HTTP_TIMEOUT = (
 # per POST (about 250 KB), so 1 MiB leaves room without inviting memory abuse.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(WEBHOOK_MAX_BODY_BYTES, 2 * 1024 * 1024)
+
+
+def _rate(name: str, default: str) -> str:
+    # DRF's syntax, N/second|minute|hour|day (leads.throttle.parse_rate reads it).
+    value = env.str(name, default=default).strip()
+    if not re.fullmatch(r"\d+\s*/\s*[smhd][a-z]*", value, flags=re.IGNORECASE):
+        raise ImproperlyConfigured(f"{name} must be N/second, N/minute, N/hour or N/day.")
+    return value
+
+
+# Deliveries whose signature fails keep their headers, size, digest and first 4 KiB only,
+# and at most this many are kept, per client address and in all; beyond that they are
+# answered 429 and only counted (leads.throttle). At the defaults they take at most
+# about 100 x 24 x 7 x 5 KB = 85 MB over their retention.
+WEBHOOK_INVALID_RATE_PER_CLIENT = _rate("WEBHOOK_INVALID_RATE_PER_CLIENT", "20/hour")
+WEBHOOK_INVALID_RATE_TOTAL = _rate("WEBHOOK_INVALID_RATE_TOTAL", "100/hour")
+# Days a verified (processed or ignored) delivery is kept, and one whose signature failed;
+# then a schedule deletes it (leads.retention). Failed and malformed ones stay until an
+# admin reprocesses or deletes them. 0 keeps them for ever.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
+WEBHOOK_INVALID_RETENTION_DAYS = env.int("WEBHOOK_INVALID_RETENTION_DAYS", default=7)
 
 # Lead fetch retries: quick in-task retries for blips (5xx, timeouts), then deferred
 # attempts with exponential back-off, then the lead is marked failed (never dropped).

@@ -36,16 +36,18 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Count, F, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from leads import csv_import, fastjson, fetching, queue, visibility
+from leads import csv_import, fastjson, fetching, queue, throttle, visibility
 from leads.export import answer_pairs, disclaimer_pairs, lead_csv_lines
 from leads.graph import GraphError
 from leads.ingestion import NotReprocessable, reprocess_delivery
@@ -920,6 +922,10 @@ class LeadAdmin(PageScopedAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(PageScopedAdmin):
+    """Deliveries, with what was received (size, SHA-256) beside what is kept: a delivery
+    whose signature failed keeps its first bytes only, and says so. The list also shows
+    how many such deliveries the rate limit refused without storing (`leads.throttle`)."""
+
     # A delivery is one POST from Meta: its body can carry several pages' leads, and an
     # unsigned or malformed one belongs to no page. Only users who see every page see them.
     page_path = None
@@ -928,11 +934,18 @@ class WebhookDeliveryAdmin(PageScopedAdmin):
         "received_at",
         "status",
         "signature_valid",
+        "size",
+        "body_truncated",
         "changes_count",
         "leads_created",
         "short_error",
     ]
-    list_filter = ["status", "signature_valid", ("received_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "status",
+        "signature_valid",
+        "body_truncated",
+        ("received_at", admin.DateFieldListFilter),
+    ]
     fields = [
         "received_at",
         "status",
@@ -941,6 +954,9 @@ class WebhookDeliveryAdmin(PageScopedAdmin):
         "changes_count",
         "leads_created",
         "processed_at",
+        "size",
+        "body_sha256",
+        "body_truncated",
         "headers_table",
         "body_text",
     ]
@@ -948,6 +964,12 @@ class WebhookDeliveryAdmin(PageScopedAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     actions = ["reprocess"]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "refused": throttle.refused_deliveries()}
+        return super().changelist_view(request, extra_context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
         queryset = super().get_queryset(request)
@@ -961,9 +983,31 @@ class WebhookDeliveryAdmin(PageScopedAdmin):
     def short_error(self, obj: WebhookDelivery) -> str:
         return obj.error[:120]
 
+    @admin.display(description=_("size received"), ordering="body_size")
+    def size(self, obj: WebhookDelivery) -> str:
+        return _("%(bytes)s bytes (%(size)s)") % {
+            "bytes": number_format(obj.body_size, force_grouping=True),
+            "size": filesizeformat(obj.body_size),
+        }
+
     @admin.display(description=_("raw body"))
     def body_text(self, obj: WebhookDelivery) -> SafeString:
-        text = bytes(obj.body).decode("utf-8", errors="replace")
+        kept = bytes(obj.body)
+        text = kept.decode("utf-8", errors="replace")
+        if obj.body_truncated:
+            # A part of a body is rarely JSON: shown as it is, after what it is.
+            return format_html(
+                '<p class="help">{}</p><pre>{}</pre>',
+                _(
+                    "Only the first %(kept)s of %(size)s bytes are kept: the signature did "
+                    "not verify. The SHA-256 is that of the whole body."
+                )
+                % {
+                    "kept": number_format(len(kept), force_grouping=True),
+                    "size": number_format(obj.body_size, force_grouping=True),
+                },
+                text,
+            )
         try:
             pretty = _pretty_json(fastjson.loads(text))
         except (ValueError, RecursionError):

@@ -6,6 +6,7 @@ queued after commit, so Meta gets its 200 in milliseconds.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from leads import queue, sql
+from leads import queue, sql, throttle
 from leads.dblock import immediate_transaction, serialized_writes
 from leads.lead_data import parse_meta_time
 from leads.models import Form, Lead, Page, WebhookDelivery
@@ -32,20 +33,43 @@ logger = logging.getLogger(__name__)
 KEPT_HEADERS = (
     "CONTENT_TYPE",
     "CONTENT_LENGTH",
+    "HTTP_TRANSFER_ENCODING",
     "HTTP_USER_AGENT",
     "HTTP_X_HUB_SIGNATURE_256",
     "HTTP_X_HUB_SIGNATURE",
     "HTTP_X_FORWARDED_FOR",
     "REMOTE_ADDR",
 )
+# Each kept header is cut to this many characters: their values are the sender's to choose
+# (a valid signature header has 71).
+HEADER_MAX_CHARS = 1024
+# Of a delivery whose signature fails, the first bytes kept (with its size and SHA-256):
+# enough to tell what it was, and little enough that such posts cannot fill the disk.
+INVALID_BODY_KEPT_BYTES = 4096
 
 
 def kept_headers(meta: Mapping[str, object]) -> dict[str, str]:
-    return {key: str(meta[key]) for key in KEPT_HEADERS if key in meta}
+    return {key: str(meta[key])[:HEADER_MAX_CHARS] for key in KEPT_HEADERS if key in meta}
 
 
-def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str) -> WebhookDelivery:
+class Throttled(Exception):
+    """A delivery whose signature fails, beyond the rate limits (`leads.throttle`): counted,
+    not stored."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+def receive_delivery(
+    *, body: bytes, headers: Mapping[str, str], signature: str, client: str = ""
+) -> WebhookDelivery:
     """Store one POST and, when its signature is valid, create a lead row per new leadgen id.
+
+    A delivery whose signature fails is stored without its body beyond the first
+    INVALID_BODY_KEPT_BYTES (its size and SHA-256 say what the rest was), and only within
+    the rate limits of `leads.throttle` per `client` address and in total; beyond them
+    nothing is written and Throttled is raised.
 
     The delivery row, its new leads and (with the ORM broker) their fetch task commit
     together, in one transaction. If creating the leads fails with a bug, that transaction
@@ -58,13 +82,18 @@ def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str)
     lead row. This is the webhook's hot path (see `leads.sql`): no savepoint, and single
     statements while the write lock is held.
     """
-    delivery = WebhookDelivery(body=body, headers=dict(headers))
     changes: list[LeadgenChange] = []
     if signature_is_valid(body, signature, settings.META_APP_SECRET):
-        delivery.signature_valid = True
+        delivery = WebhookDelivery(
+            body=body,
+            headers=dict(headers),
+            body_size=len(body),
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            signature_valid=True,
+        )
         changes = _read(delivery)
     else:
-        delivery.status = WebhookDelivery.Status.INVALID_SIGNATURE
+        delivery = _invalid_delivery(body, headers=headers, client=client)
     try:
         _store(delivery, changes)
     except DatabaseError:
@@ -76,6 +105,20 @@ def receive_delivery(*, body: bytes, headers: Mapping[str, str], signature: str)
         delivery.pk = None  # its row was rolled back
         _store(delivery, [])
     return delivery
+
+
+def _invalid_delivery(body: bytes, *, headers: Mapping[str, str], client: str) -> WebhookDelivery:
+    retry_after = throttle.admit_invalid_delivery(client)
+    if retry_after is not None:
+        raise Throttled(retry_after)
+    return WebhookDelivery(
+        body=body[:INVALID_BODY_KEPT_BYTES],
+        headers=dict(headers),
+        body_size=len(body),
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        body_truncated=len(body) > INVALID_BODY_KEPT_BYTES,
+        status=WebhookDelivery.Status.INVALID_SIGNATURE,
+    )
 
 
 def _store(delivery: WebhookDelivery, changes: list[LeadgenChange]) -> None:
@@ -404,6 +447,7 @@ def create_webhook_leads(
 __all__ = [
     "MalformedPayload",
     "NotReprocessable",
+    "Throttled",
     "ensure_forms",
     "ensure_pages",
     "kept_headers",

@@ -283,7 +283,13 @@ class StageChange(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """One POST to /webhooks/meta/, stored raw before it is trusted or parsed."""
+    """One POST to /webhooks/meta/, stored raw before it is trusted or parsed.
+
+    A validly signed delivery keeps its whole body. One whose signature fails keeps only
+    what an admin needs to see what it was: its headers, size, SHA-256 and first bytes
+    (`body_truncated`); such deliveries are also rate-limited (`leads.throttle`). How long
+    each status is kept: `leads.retention`.
+    """
 
     class Status(models.TextChoices):
         RECEIVED = "received", _("Received")
@@ -295,6 +301,10 @@ class WebhookDelivery(models.Model):
 
     received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
     body = models.BinaryField(_("raw body"))
+    # Of the body as received, whatever `body` keeps of it.
+    body_size = models.PositiveIntegerField(_("body size"), default=0)
+    body_sha256 = models.CharField(_("body SHA-256"), max_length=64, blank=True)
+    body_truncated = models.BooleanField(_("body truncated"), default=False)
     headers = models.JSONField(_("headers"), default=dict)
     signature_valid = models.BooleanField(_("signature valid"), default=False)
     status = models.CharField(_("status"), max_length=24, choices=Status, default=Status.RECEIVED)

@@ -43,3 +43,13 @@ def ensure_schedules(**kwargs: Any) -> None:
             "repeats": -1,
         },
     )
+    # Verified webhook deliveries after WEBHOOK_RETENTION_DAYS, those whose signature
+    # failed after WEBHOOK_INVALID_RETENTION_DAYS (leads.retention).
+    Schedule.objects.update_or_create(
+        name="leads: prune webhook deliveries",
+        defaults={
+            "func": "leads.tasks.prune_webhook_deliveries",
+            "schedule_type": Schedule.HOURLY,
+            "repeats": -1,
+        },
+    )

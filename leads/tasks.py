@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from leads import bulk, dblock, fetching, queue
+from leads import bulk, dblock, fetching, queue, retention
 from leads.models import Form, Page
 
 logger = logging.getLogger(__name__)
@@ -156,3 +156,12 @@ def _follow_up(report: bulk.SyncReport) -> None:
 
 def refresh_statistics() -> None:
     dblock.refresh_statistics()
+
+
+def prune_webhook_deliveries() -> dict[str, int]:
+    """Scheduled hourly: delete the webhook deliveries past their retention
+    (`leads.retention`); what the time budget leaves, the next run deletes."""
+    pruned = retention.prune_deliveries(deadline=time.monotonic() + _reconcile_budget())
+    if pruned:
+        logger.info("Pruned %d webhook deliveries past their retention", pruned)
+    return {"pruned": pruned}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -20,7 +21,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from leads.ingestion import kept_headers, receive_delivery
+from leads.clients import client_address
+from leads.ingestion import Throttled, kept_headers, receive_delivery
 from leads.models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,73 @@ logger = logging.getLogger(__name__)
 
 def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
+
+
+class _Unreadable(Exception):
+    """The body cannot be taken: answered with this status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# Read from a chunked body at a time.
+READ_BYTES = 64 * 1024
+
+
+def _too_large(limit: int) -> _Unreadable:
+    return _Unreadable(413, f"Body larger than {limit} bytes.")
+
+
+def _read_to_end(stream: Any, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        try:
+            part = stream.read(min(READ_BYTES, limit + 1 - size))
+        except Exception:  # the server's own errors, for a malformed chunk
+            raise _Unreadable(400, "The chunked body could not be read.") from None
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+        size += len(part)
+    raise _too_large(limit)
+
+
+def _raw_body(request: Request, limit: int) -> bytes:
+    """The body's bytes, at most `limit` of them (else _Unreadable, 413).
+
+    Under WSGI a chunked body has no Content-Length, so Django reads it as empty.
+    gunicorn has decoded the chunks already and ends `wsgi.input` at the body's end
+    (`wsgi.input_terminated`), so the body is read from there, never more than one byte
+    past the limit. A server that does not end the stream (Django's runserver) would leave
+    that read waiting for the next request: there a chunked body is refused (411). Under
+    ASGI, Django's handler has read the whole body already and `request.body` has it.
+    """
+    meta = request.META
+    if (
+        not meta.get("CONTENT_LENGTH")
+        and "wsgi.input" in meta
+        and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
+        if not meta.get("wsgi.input_terminated"):
+            raise _Unreadable(
+                411, "A chunked body needs a server that ends it; send Content-Length."
+            )
+        return _read_to_end(meta["wsgi.input"], limit)
+    try:
+        declared = int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise _Unreadable(400, "Invalid Content-Length.") from None
+    if declared > limit:
+        raise _too_large(limit)
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise _too_large(limit) from None
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
 
 
 class _NoNegotiation(BaseContentNegotiation):
@@ -46,7 +115,9 @@ class MetaWebhookView(APIView):
 
     Authentication is the HMAC signature, so DRF's authentication, permissions, throttling
     and parsers are all off: the raw body must reach the signature check untouched, and
-    Meta must never be throttled (it would give up on the delivery after 36 hours).
+    Meta must never be throttled (it would give up on the delivery after 36 hours). Only
+    deliveries whose signature fails are rate-limited, per client address and in total
+    (`leads.throttle`): 429 with Retry-After, and nothing stored.
     """
 
     authentication_classes: list = []
@@ -85,22 +156,21 @@ class MetaWebhookView(APIView):
             return _error(403, "Missing X-Hub-Signature-256.")
         limit = settings.WEBHOOK_MAX_BODY_BYTES
         try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _error(400, "Invalid Content-Length.")
-        if declared > limit:
-            return _error(413, f"Body larger than {limit} bytes.")
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            return _error(413, f"Body larger than {limit} bytes.")
-        if len(body) > limit:
-            return _error(413, f"Body larger than {limit} bytes.")
+            body = _raw_body(request, limit)
+        except _Unreadable as exc:
+            return _error(exc.status, str(exc))
 
         try:
             delivery = receive_delivery(
-                body=body, headers=kept_headers(request.META), signature=signature
+                body=body,
+                headers=kept_headers(request.META),
+                signature=signature,
+                client=client_address(request),
             )
+        except Throttled as exc:
+            response = _error(429, "Too many deliveries with an invalid signature; not stored.")
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         except DatabaseError:
             # Nothing was committed (one transaction); a 503 makes Meta deliver it again.
             logger.exception("Webhook delivery could not be stored")
