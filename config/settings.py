@@ -186,10 +186,19 @@ if not DEBUG:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Client address -------------------------------------------------------------------
+# Proxies (load balancer, reverse proxy) in front of the web processes that append the
+# address they were reached from to X-Forwarded-For: that many entries from the right are
+# trusted (config.clientip). 0: the header is ignored, the socket's peer is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+
 # --- Django REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's, with failed tokens throttled per client address.
+        "crm.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -197,14 +206,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.LeadloopPagination",
     "PAGE_SIZE": 50,
     # API clients only: the Meta webhook view turns throttling off for itself.
+    # Counted per client address as config.clientip reads it (crm.api.throttling).
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "crm.api.throttling.AnonRateThrottle",
+        "crm.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
         "user": env.str("API_THROTTLE_USER", default="1200/minute"),
+        # Wrong `Authorization: Token` keys per client address (crm.api.authentication).
+        "failed_token": env.str("API_THROTTLE_FAILED_TOKEN", default="10/minute"),
     },
+    # For DRF's own throttles, should any view use them: the same count as config.clientip.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "crm.api.schema.LeadloopAutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
