@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 
 import pytest
 import time_machine
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -123,3 +125,39 @@ def test_the_token_of_a_deactivated_user_is_answered_like_a_wrong_one(key, clock
         "code": "authentication_failed",
         "message": "Invalid token.",
     }
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "file",
+        pytest.param(
+            "redis",
+            marks=pytest.mark.skipif(not django_settings.REDIS_URL, reason="REDIS_URL not set"),
+        ),
+    ],
+)
+def test_wrong_tokens_are_counted_in_the_cache_that_production_uses(
+    key, clock, settings, tmp_path, backend
+):
+    """The file cache (one host) and Redis (shared by hosts) count failures the same way.
+    A key prefix of its own: keys left by another run (Redis outlives the test) are not
+    read, and the database is never flushed."""
+    prefix = f"leadloop-test-{uuid.uuid4().hex}"
+    settings.CACHES = {
+        "default": (
+            {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": django_settings.REDIS_URL,
+                "KEY_PREFIX": prefix,
+            }
+            if backend == "redis"
+            else {
+                "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                "LOCATION": str(tmp_path / "cache"),
+            }
+        )
+    }
+    assert [get("/api/v1/stages/", token=WRONG) for _ in range(5)] == [401, 401, 401, 401, 429]
+    assert get("/api/v1/stages/", token=key) == 429
+    assert get("/api/v1/stages/", token=key, address=ELSEWHERE) == 200
