@@ -7,6 +7,7 @@ loudly at start-up instead of running with a guessable key.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "leads",
     "crm",
     "capi",
@@ -70,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its page (config.logins).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -169,6 +173,12 @@ STORAGES = {
     },
 }
 
+# django-axes' backend comes first: it refuses a locked-out login before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 LOGIN_URL = "crm:login"
 LOGIN_REDIRECT_URL = "crm:board"
 LOGOUT_REDIRECT_URL = "crm:login"
@@ -187,10 +197,43 @@ if not DEBUG:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Client address and login lockouts -----------------------------------------------
+# Proxies (load balancer, reverse proxy) in front of the web processes that append the
+# address they were reached from to X-Forwarded-For: that many entries from the right are
+# trusted (config.clientip). 0: the header is ignored, the socket's peer is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+
+# Failed logins (both logins) allowed per username from one address, and per address
+# whatever the usernames, before a lockout of LOGIN_COOLOFF_MINUTES (config.logins).
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
+LOGIN_COOLOFF_MINUTES = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+if min(LOGIN_FAILURE_LIMIT, LOGIN_ADDRESS_FAILURE_LIMIT, LOGIN_COOLOFF_MINUTES) < 1:
+    raise ImproperlyConfigured("Login failure limits and the cool-off must be 1 or more.")
+# (django-axes lockout parameter, its failure limit); config.logins.LoginAttemptsHandler
+# gives each its own limit.
+LOGIN_LOCKOUT: list[tuple[str | list[str], int]] = [
+    (["username", "ip_address"], LOGIN_FAILURE_LIMIT),
+    ("ip_address", LOGIN_ADDRESS_FAILURE_LIMIT),
+]
+AXES_LOCKOUT_PARAMETERS = [parameter for parameter, _limit in LOGIN_LOCKOUT]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = dt.timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_HANDLER = "config.logins.LoginAttemptsHandler"
+AXES_CLIENT_IP_CALLABLE = "config.clientip.address_key"
+AXES_LOCKOUT_CALLABLE = "config.logins.locked_out"
+# A successful login does not clear the failures: Axes would clear every count it is part
+# of, the address's included, so a guesser with an account of their own could log in
+# between guesses at other people's passwords and never be locked out.
+AXES_RESET_ON_SUCCESS = False
+
 # --- Django REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's, with failed tokens throttled per client address.
+        "crm.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -198,14 +241,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.LeadloopPagination",
     "PAGE_SIZE": 50,
     # API clients only: the Meta webhook view turns throttling off for itself.
+    # Counted per client address as config.clientip reads it (crm.api.throttling).
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "crm.api.throttling.AnonRateThrottle",
+        "crm.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
         "user": env.str("API_THROTTLE_USER", default="1200/minute"),
+        # Wrong `Authorization: Token` keys per client address (crm.api.authentication).
+        "failed_token": env.str("API_THROTTLE_FAILED_TOKEN", default="10/minute"),
     },
+    # For DRF's own throttles, should any view use them: the same count as config.clientip.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "crm.api.schema.LeadloopAutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -341,6 +389,9 @@ LOGGING = {
     "loggers": {
         # urllib3 logs full request URLs at DEBUG; a Graph URL may carry a token.
         "urllib3": {"level": "WARNING"},
+        # django-axes says hello at every start and logs every login at INFO (the admin's
+        # access log keeps those); failed logins and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 

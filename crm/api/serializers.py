@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from crm.access import users_seeing_page
 from crm.models import Note
 from leads.models import Lead, PipelineStage
 
@@ -75,7 +79,14 @@ class LeadSerializer(serializers.ModelSerializer):
 
 
 class LeadUpdateSerializer(serializers.Serializer):
-    """PATCH body: move the lead (`stage`) and/or give it an owner (`owner`, null clears)."""
+    """PATCH body: move the lead (`stage`) and/or give it an owner (`owner`, null clears).
+
+    With the lead in the context (`{"lead": lead}`), `owner` accepts only people who can
+    see it, so a username that does not exist, an inactive one and one without access to
+    the lead's page all get the same answer: any caller could otherwise tell which
+    usernames exist. It also refuses such an owner before anything changes, rather than
+    after the stage has moved.
+    """
 
     stage = serializers.SlugRelatedField(
         slug_field="slug", queryset=PipelineStage.objects.all(), required=False
@@ -85,7 +96,14 @@ class LeadUpdateSerializer(serializers.Serializer):
         queryset=get_user_model().objects.filter(is_active=True),
         required=False,
         allow_null=True,
+        error_messages={"does_not_exist": _("No user called “{value}” can own this lead.")},
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        lead = self.context.get("lead")
+        if lead is not None:
+            self.fields["owner"].queryset = users_seeing_page(lead.page_id)
 
     def validate(self, attrs: dict) -> dict:
         if not attrs:

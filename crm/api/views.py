@@ -35,7 +35,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @extend_schema(request=LeadUpdateSerializer, responses=LeadSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         lead = self.get_object()
-        update = LeadUpdateSerializer(data=request.data)
+        update = LeadUpdateSerializer(data=request.data, context={"lead": lead})
         update.is_valid(raise_exception=True)
         if "stage" in update.validated_data:
             services.move_lead(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.test import Client
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 from rest_framework.authtoken.models import Token as ApiToken
@@ -174,6 +175,9 @@ def world(db, admin_settings, admin_user) -> World:
     OrmQ.objects.create(key="leadloop-test", payload="x", lock=None)
     Group.objects.create(name="Sales")
     ApiToken.objects.create(user=user)
+    # django-axes' rows, from a real failed login (an attempt) and a real login (a log).
+    Client(REMOTE_ADDR="203.0.113.9").post("/login/", {"username": "sales", "password": "no"})
+    Client(REMOTE_ADDR="203.0.113.9").post("/login/", {"username": "sales", "password": "x"})
     return World(
         page=page,
         form=form,

@@ -29,6 +29,11 @@ EXPECTED_QUERIES = {
     "authtoken_tokenproxy:changelist": 5,
     "authtoken_tokenproxy:change": 6,
     "authtoken_tokenproxy:add": 4,
+    "axes_accessattempt:changelist": 8,
+    "axes_accessattempt:change": 5,
+    "axes_accessfailurelog:changelist": 8,
+    "axes_accesslog:changelist": 8,
+    "axes_accesslog:change": 4,
     "capi_conversionevent:changelist": 8,
     "capi_conversionevent:change": 6,
     "capi_sendattempt:changelist": 6,
@@ -120,6 +125,8 @@ def test_every_admin_page_loads_and_never_shows_a_token(world, admin_client, adm
         "django_q_schedule",
         *([] if settings.REDIS_URL else ["django_q_ormq"]),
         "auth_user",
+        "axes_accessattempt",
+        "axes_accesslog",
     ):
         assert f"{label}:changelist" in names
         assert f"{label}:change" in names
