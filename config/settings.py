@@ -200,7 +200,7 @@ X_FRAME_OPTIONS = "DENY"
 # --- Client address and login lockouts -----------------------------------------------
 # Proxies (load balancer, reverse proxy) in front of the web processes that append the
 # address they were reached from to X-Forwarded-For: that many entries from the right are
-# trusted (config.clientip). 0: the header is ignored, the socket's peer is the client.
+# trusted (core.clientip). 0: the header is ignored, the socket's peer is the client.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 if TRUSTED_PROXY_COUNT < 0:
     raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
@@ -222,7 +222,7 @@ AXES_LOCKOUT_PARAMETERS = [parameter for parameter, _limit in LOGIN_LOCKOUT]
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = dt.timedelta(minutes=LOGIN_COOLOFF_MINUTES)
 AXES_HANDLER = "config.logins.LoginAttemptsHandler"
-AXES_CLIENT_IP_CALLABLE = "config.clientip.address_key"
+AXES_CLIENT_IP_CALLABLE = "core.clientip.address_key"
 AXES_LOCKOUT_CALLABLE = "config.logins.locked_out"
 # A successful login does not clear the failures: Axes would clear every count it is part
 # of, the address's included, so a guesser with an account of their own could log in
@@ -241,7 +241,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.LeadloopPagination",
     "PAGE_SIZE": 50,
     # API clients only: the Meta webhook view turns throttling off for itself.
-    # Counted per client address as config.clientip reads it (crm.api.throttling).
+    # Counted per client address as core.clientip reads it (crm.api.throttling).
     "DEFAULT_THROTTLE_CLASSES": [
         "crm.api.throttling.AnonRateThrottle",
         "crm.api.throttling.UserRateThrottle",
@@ -252,7 +252,7 @@ REST_FRAMEWORK = {
         # Wrong `Authorization: Token` keys per client address (crm.api.authentication).
         "failed_token": env.str("API_THROTTLE_FAILED_TOKEN", default="10/minute"),
     },
-    # For DRF's own throttles, should any view use them: the same count as config.clientip.
+    # For DRF's own throttles, should any view use them: the same count as core.clientip.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "crm.api.schema.LeadloopAutoSchema",

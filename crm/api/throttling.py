@@ -1,4 +1,4 @@
-"""The API's rate limits, all counted per client address as `config.clientip` reads it.
+"""The API's rate limits, all counted per client address as `core.clientip` reads it.
 
 DRF's own throttles take the address from `X-Forwarded-For` as the client wrote it unless
 NUM_PROXIES is set (a fresh bucket per made-up header); settings.py sets NUM_PROXIES, and
@@ -15,7 +15,7 @@ from rest_framework import throttling
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
-from config.clientip import address_key
+from core.clientip import address_key
 
 
 class ClientAddressMixin:

@@ -12,11 +12,9 @@ import time
 import pytest
 from django.db.models import Sum
 from django.db.models.functions import Length
-from django.test import RequestFactory
 from django.urls import reverse
 
 from leads import throttle
-from leads.clients import client_address
 from leads.ingestion import INVALID_BODY_KEPT_BYTES
 from leads.models import Lead, WebhookDelivery
 from leads.webhooks import sign
@@ -248,35 +246,6 @@ def test_the_limits_hold_in_the_file_cache_and_keep_their_window(
         expires = pickle.load(stored)  # the file cache's first record
     # Written with the window's time left, not the default 300 s.
     assert expires - time.time() > 80_000
-
-
-# --- The client address -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("proxies", "forwarded", "expected"),
-    [
-        (0, "1.1.1.1, 2.2.2.2", "10.0.0.9"),
-        (1, "1.1.1.1, 2.2.2.2", "2.2.2.2"),
-        (2, "1.1.1.1, 2.2.2.2", "1.1.1.1"),
-        (2, " 2001:DB8::1 ,2.2.2.2", "2001:db8::1"),
-        (3, "1.1.1.1, 2.2.2.2", "10.0.0.9"),  # fewer entries than proxies
-        (1, "", "10.0.0.9"),
-        (1, None, "10.0.0.9"),
-        (1, "1.1.1.1, not-an-address", "10.0.0.9"),
-    ],
-)
-def test_client_address(settings, proxies, forwarded, expected):
-    settings.TRUSTED_PROXY_COUNT = proxies
-    extra = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
-    request = RequestFactory().post("/", REMOTE_ADDR="10.0.0.9", **extra)
-    assert client_address(request) == expected
-
-
-def test_client_address_without_the_setting(settings):
-    del settings.TRUSTED_PROXY_COUNT
-    request = RequestFactory().post("/", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="1.1.1.1")
-    assert client_address(request) == "10.0.0.9"
 
 
 @pytest.mark.parametrize(

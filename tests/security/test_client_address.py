@@ -1,4 +1,4 @@
-"""config.clientip: the client's address, believing X-Forwarded-For only as far as
+"""core.clientip: the client's address, believing X-Forwarded-For only as far as
 TRUSTED_PROXY_COUNT proxies of ours wrote it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from django.http import HttpRequest
 from django.test import RequestFactory
 
-from config.clientip import address_key, client_address
+from core.clientip import address_key, client_address
 
 
 def request(remote: str | None = "203.0.113.7", forwarded: str | None = None) -> HttpRequest:
