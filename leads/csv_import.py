@@ -40,11 +40,11 @@ from django.utils import timezone
 from leads import fetching
 from leads.bulk import whole_page_statements
 from leads.graph import TOKEN_CODES, get_session
+from leads.ids import meta_id
 from leads.ingestion import ensure_forms
 from leads.lead_data import lead_columns, parse_bool, parse_meta_time
 from leads.models import Form, Lead
 from leads.pipeline import enter_pipeline_many
-from leads.webhooks import meta_id
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import hashlib
 
 import phonenumbers
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from capi import normalize
@@ -249,7 +249,6 @@ DATE_TEXT = st.one_of(
     st.dates().map(lambda d: d.strftime("%d.%m.%Y")),
     st.dates().map(lambda d: d.strftime("%d %B %Y")),
 )
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _idempotent(normaliser, value):
@@ -260,7 +259,6 @@ def _idempotent(normaliser, value):
         assert normaliser(once) == once
 
 
-@PROPERTY
 @given(st.text())
 def test_text_normalisers_never_raise_and_are_idempotent(value):
     for normaliser in (
@@ -273,7 +271,6 @@ def test_text_normalisers_never_raise_and_are_idempotent(value):
         _idempotent(normaliser, value)
 
 
-@PROPERTY
 @given(PHONE_TEXT, REGIONS)
 def test_phone_never_raises_and_is_idempotent(value, region):
     """The output is E.164 digits without `+`, and normalises to itself read as what it
@@ -290,14 +287,12 @@ def test_phone_never_raises_and_is_idempotent(value, region):
         assert normalize.phone("+" + once, region=region) == once
 
 
-@PROPERTY
 @given(st.text(), COUNTRIES)
 def test_state_and_zip_never_raise_and_are_idempotent(value, country):
     _idempotent(lambda v: normalize.state(v, country=country), value)
     _idempotent(lambda v: normalize.zip_code(v, country=country), value)
 
 
-@PROPERTY
 @given(DATE_TEXT)
 def test_date_of_birth_never_raises_and_is_idempotent(value):
     once = normalize.date_of_birth(value)
@@ -306,7 +301,6 @@ def test_date_of_birth_never_raises_and_is_idempotent(value):
         assert normalize.date_of_birth(once) == once
 
 
-@PROPERTY
 @given(st.dictionaries(st.sampled_from([*sorted(ANSWERS), "first_name", "zip"]), st.text()))
 def test_user_data_never_raises_whatever_the_answers(answers):
     user_data = build_user_data(
