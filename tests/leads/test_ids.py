@@ -142,9 +142,7 @@ def test_a_lead_announced_by_webhook_is_completed_by_the_bulk_read(post_webhook,
 
 
 @pytest.mark.parametrize("leadgen_id", [BEYOND_64_BITS, str(BEYOND_64_BITS), 2**63])
-def test_an_id_beyond_the_rule_is_refused_by_webhook_and_bulk_read_alike(
-    post_webhook, leadgen_id
-):
+def test_an_id_beyond_the_rule_is_refused_by_webhook_and_bulk_read(post_webhook, leadgen_id):
     response = post_webhook(leadgen_body([[change_value(leadgen_id)]]))
     assert response.status_code == 200
     assert Lead.objects.count() == 0  # nothing announced that reconciliation cannot find
