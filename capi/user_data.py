@@ -15,7 +15,7 @@ from django.conf import settings
 
 from capi import normalize
 from leads.ids import meta_id_number
-from leads.lead_data import EMAIL_KEYS, FULL_NAME_KEYS, PHONE_KEYS, answers
+from leads.lead_data import EMAIL_KEYS, FULL_NAME_KEYS, PHONE_KEYS, ZIP_KEYS, answers
 
 # The hashed keys, in the order Meta's documentation lists them; the admin's coverage
 # summary reports the same keys.
@@ -25,7 +25,6 @@ FIRST_NAME_KEYS = ("first_name",)
 LAST_NAME_KEYS = ("last_name",)
 CITY_KEYS = ("city",)
 STATE_KEYS = ("state", "province", "state_province", "region")
-ZIP_KEYS = ("zip_code", "post_code", "postal_code", "zip", "zipcode")
 COUNTRY_KEYS = ("country",)
 DOB_KEYS = ("date_of_birth", "dob", "birthday")
 GENDER_KEYS = ("gender",)

@@ -11,6 +11,7 @@ from leads.ids import meta_id
 EMAIL_KEYS = ("email", "work_email")
 PHONE_KEYS = ("phone_number", "phone", "work_phone_number")
 FULL_NAME_KEYS = ("full_name",)
+ZIP_KEYS = ("zip_code", "post_code", "postal_code", "zip", "zipcode")
 
 
 def parse_meta_time(value: Any) -> dt.datetime | None:
