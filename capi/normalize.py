@@ -241,10 +241,13 @@ def state(value: object, *, country: str | None = None) -> str | None:
     if not compact:
         return None
     if country in (None, "us"):
-        if compact in us_state_codes():
-            return compact
-        if compact in us_states():
-            return us_states()[compact]
+        # US names are ASCII: `Califórnia` (Portuguese) is California, as in capi-param-
+        # builder; a name elsewhere keeps its accents (Meta: UTF-8).
+        folded = _country_key(compact)
+        if folded in us_state_codes():
+            return folded
+        if folded in us_states():
+            return us_states()[folded]
         if country == "us":
             return None  # not a US state: Meta could never match it
     return compact
@@ -263,7 +266,9 @@ def zip_code(value: object, *, country: str | None = None) -> str | None:
     if text.startswith("z:"):  # Meta's lead exports prefix zip codes with `z:`
         text = text[2:]
     compact = re.sub(r"[\s\-]", "", text)
-    if not compact or len(compact) > 12 or not compact.isalnum() or not compact.isascii():
+    # No postal code anywhere is one character (capi-param-builder's bound) or over 12,
+    # or holds anything but ASCII letters and digits.
+    if not 2 <= len(compact) <= 12 or not compact.isalnum() or not compact.isascii():
         return None
     if country == "us" or (country is None and US_ZIP_RE.fullmatch(compact)):
         match = US_ZIP_RE.fullmatch(compact)
