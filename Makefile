@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test lint bench clean browser-deps
+.PHONY: run test fuzz lint bench clean browser-deps
 
 # Reinstall only when a requirements file changed.
 $(VENV)/.installed-run: requirements.txt
@@ -24,6 +24,12 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-dev browser-deps
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+# The property tests (Hypothesis) long and random, rather than the fixed examples `make
+# test` runs: what a run finds is replayed from .hypothesis/ and belongs in the test as
+# an @example. FUZZ_ARGS narrows it, e.g. FUZZ_ARGS="tests/hostile -x".
+fuzz: $(VENV)/.installed-dev
+	@HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -m hypothesis $(FUZZ_ARGS)
 
 # The browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
 # Install it, and a CJK font so Chinese pages render in screenshots, when missing and

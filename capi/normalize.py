@@ -1,5 +1,7 @@
-"""Customer information for the Conversions API: normalise the way Meta's documentation says
-(META.md, "Customer information"), then SHA-256.
+"""Customer information for the Conversions API: normalise the way Meta's documentation and
+Meta's own normalisation library (capi-param-builder, which Meta's Node SDK calls) agree,
+then SHA-256. docs/normalisation.md has the rules in one table, each with its source;
+tests/fixtures/capi_param_builder/ holds the library's published vectors we test against.
 
 Meta's Python SDK is looser than its documentation (no country code added to phones,
 punctuation kept in names, dates passed through); we follow the documentation, and agree
@@ -14,6 +16,8 @@ A value that already is a SHA-256 (64 hex digits) is passed through, lowercased.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import gettext
 import hashlib
 import logging
 import re
@@ -21,6 +25,7 @@ import unicodedata
 from collections.abc import Callable
 
 import phonenumbers
+import pycountry
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +111,12 @@ def phone(value: object, *, region: str | None = None) -> str | None:
     if not digits:
         return None
     if text.startswith("+") or digits.startswith("00"):
-        # `00` is the international prefix almost everywhere (no national number starts
-        # with it); phonenumbers would only recognise it for the region given.
-        if not text.startswith("+"):
-            digits = digits[2:]
-        number = _parse_valid("+" + digits, None)
+        # An international number. `00` is the international prefix almost everywhere (no
+        # national number starts with it), and phonenumbers would only recognise it for
+        # the region given; a country code never starts with 0, so zeros after the `+`
+        # are that prefix typed as well (`+001 (616) 954-78 88`): all leading zeros go,
+        # as Meta's SDK and capi-param-builder drop them.
+        number = _parse_valid("+" + digits.lstrip("0"), None)
         return _e164_digits(number) if number else None
     region = (region or "").upper() or None
     country_code = phonenumbers.country_code_for_region(region) if region else 0
@@ -129,17 +135,26 @@ def phone(value: object, *, region: str | None = None) -> str | None:
 
 
 def name(value: object) -> str | None:
-    """First or last name: lowercase, no punctuation, UTF-8 kept (`Valéry` -> `valéry`)."""
-    return _letters_only(_text(value), keep_spaces=True) or None
+    """First or last name: lowercase, without spaces or punctuation, UTF-8 letters kept
+    (`John Smith` -> `johnsmith`, `Valéry` -> `valéry`), as Meta's documentation and
+    capi-param-builder agree. Digits stay (the library keeps them); symbols such as emoji
+    go (no name Meta holds has one). A value with no letter is no name: None."""
+    kept = [
+        char
+        for char in _text(value).lower()
+        if unicodedata.category(char)[0] in "LM" or unicodedata.category(char) == "Nd"
+    ]
+    # NFC again: dropping a character can leave combining marks that compose anew.
+    normalised = unicodedata.normalize("NFC", "".join(kept))
+    return normalised if any(char.isalpha() for char in normalised) else None
 
 
 def split_full_name(value: object) -> tuple[str | None, str | None]:
     """`Jürgen Müller` -> (`jürgen`, `müller`); one word is a first name only. Middle names
     are dropped: Meta matches first and last names separately."""
-    normalised = name(value)
-    if not normalised:
+    words = [word for word in map(name, _text(value).split()) if word]
+    if not words:
         return None, None
-    words = normalised.split()
     if len(words) == 1:
         return words[0], None
     return words[0], words[-1]
@@ -150,84 +165,89 @@ def city(value: object) -> str | None:
     return _letters_only(_text(value), keep_spaces=False) or None
 
 
-US_STATES: dict[str, str] = {
-    "alabama": "al",
-    "alaska": "ak",
-    "arizona": "az",
-    "arkansas": "ar",
-    "california": "ca",
-    "colorado": "co",
-    "connecticut": "ct",
-    "delaware": "de",
-    "districtofcolumbia": "dc",
+# Names pycountry does not give, keyed as `_compact` writes them.
+US_STATE_ALIASES: dict[str, str] = {
     "washingtondc": "dc",
-    "florida": "fl",
-    "georgia": "ga",
-    "hawaii": "hi",
-    "idaho": "id",
-    "illinois": "il",
-    "indiana": "in",
-    "iowa": "ia",
-    "kansas": "ks",
-    "kentucky": "ky",
-    "louisiana": "la",
-    "maine": "me",
-    "maryland": "md",
-    "massachusetts": "ma",
-    "michigan": "mi",
-    "minnesota": "mn",
-    "mississippi": "ms",
-    "missouri": "mo",
-    "montana": "mt",
-    "nebraska": "ne",
-    "nevada": "nv",
-    "newhampshire": "nh",
-    "newjersey": "nj",
-    "newmexico": "nm",
-    "newyork": "ny",
-    "northcarolina": "nc",
-    "northdakota": "nd",
-    "ohio": "oh",
-    "oklahoma": "ok",
-    "oregon": "or",
-    "pennsylvania": "pa",
-    "rhodeisland": "ri",
-    "southcarolina": "sc",
-    "southdakota": "sd",
-    "tennessee": "tn",
-    "texas": "tx",
-    "utah": "ut",
-    "vermont": "vt",
-    "virginia": "va",
-    "washington": "wa",
-    "westvirginia": "wv",
-    "wisconsin": "wi",
-    "wyoming": "wy",
-    "americansamoa": "as",
-    "guam": "gu",
-    "northernmarianaislands": "mp",
-    "puertorico": "pr",
-    "usvirginislands": "vi",
     "virginislands": "vi",
+    "usvirginislands": "vi",
 }
-US_STATE_CODES = frozenset(US_STATES.values())
+# The traditional abbreviations with a period (US Government Publishing Office Style
+# Manual, AP Stylebook) and their common variants, keyed without the period: `Calif.`,
+# `Fla.`, `Mass.`, `Penn.`. Two-letter ones (`Pa.`, `Ga.`, `N.Y.`) are codes already.
+US_STATE_ABBREVIATIONS: dict[str, str] = {
+    **dict.fromkeys(["ala"], "al"),
+    **dict.fromkeys(["alas"], "ak"),
+    **dict.fromkeys(["ariz"], "az"),
+    **dict.fromkeys(["ark"], "ar"),
+    **dict.fromkeys(["cal", "calif"], "ca"),
+    **dict.fromkeys(["colo", "col"], "co"),
+    **dict.fromkeys(["conn"], "ct"),
+    **dict.fromkeys(["del"], "de"),
+    **dict.fromkeys(["fla"], "fl"),
+    **dict.fromkeys(["ill"], "il"),
+    **dict.fromkeys(["ind"], "in"),
+    **dict.fromkeys(["kan", "kans"], "ks"),
+    **dict.fromkeys(["mass"], "ma"),
+    **dict.fromkeys(["mich"], "mi"),
+    **dict.fromkeys(["minn"], "mn"),
+    **dict.fromkeys(["miss"], "ms"),
+    **dict.fromkeys(["mont"], "mt"),
+    **dict.fromkeys(["neb", "nebr"], "ne"),
+    **dict.fromkeys(["nev"], "nv"),
+    **dict.fromkeys(["nmex", "nmexico"], "nm"),
+    **dict.fromkeys(["ndak"], "nd"),
+    **dict.fromkeys(["okla"], "ok"),
+    **dict.fromkeys(["ore", "oreg"], "or"),
+    **dict.fromkeys(["penn", "penna"], "pa"),
+    **dict.fromkeys(["sdak"], "sd"),
+    **dict.fromkeys(["tenn"], "tn"),
+    **dict.fromkeys(["tex"], "tx"),
+    **dict.fromkeys(["wash"], "wa"),
+    **dict.fromkeys(["wva"], "wv"),
+    **dict.fromkeys(["wis", "wisc"], "wi"),
+    **dict.fromkeys(["wyo"], "wy"),
+}
+
+
+def _compact(text: str) -> str:
+    return _letters_only(text, keep_spaces=False)
+
+
+@functools.cache
+def us_states() -> dict[str, str]:
+    """US state, district and territory names (pycountry's ISO 3166-2 subdivisions) and
+    the abbreviations above, to two-letter codes; built once, on first use."""
+    names = {
+        _compact(subdivision.name): subdivision.code.split("-")[1].lower()
+        for subdivision in pycountry.subdivisions.get(country_code="US")
+    }
+    return {**names, **US_STATE_ALIASES, **US_STATE_ABBREVIATIONS}
+
+
+@functools.cache
+def us_state_codes() -> frozenset[str]:
+    return frozenset(us_states().values())
 
 
 def state(value: object, *, country: str | None = None) -> str | None:
-    """US: the 2-letter code, from a name or a code (`California`, `CA` -> `ca`).
-    Elsewhere: lowercase, no punctuation, no spaces (`Île-de-France` -> `îledefrance`).
+    """US: the 2-letter code, from a name, a code or an abbreviation (`California`, `CA`,
+    `Calif.` -> `ca`). Elsewhere: lowercase, no punctuation, no spaces (`Île-de-France`
+    -> `îledefrance`), as Meta's documentation says for states outside the US.
 
     With the country unknown, a US state name or code is taken as one: the form's state
     question is a US question far more often than not.
     """
-    compact = _letters_only(_text(value), keep_spaces=False)
+    compact = _compact(_text(value))
     if not compact:
         return None
     if country in (None, "us"):
-        if compact in US_STATE_CODES:
-            return compact
-        if compact in US_STATES:
-            return US_STATES[compact]
+        # US names are ASCII: `Califórnia` (Portuguese) is California, as in capi-param-
+        # builder; a name elsewhere keeps its accents (Meta: UTF-8).
+        folded = _country_key(compact)
+        if folded in us_state_codes():
+            return folded
+        if folded in us_states():
+            return us_states()[folded]
         if country == "us":
             return None  # not a US state: Meta could never match it
     return compact
@@ -242,8 +262,13 @@ UK_POSTCODE_RE = re.compile(r"([a-z]{1,2}\d[a-z\d]?)(\d)[a-z]{2}")
 def zip_code(value: object, *, country: str | None = None) -> str | None:
     """Lowercase, no spaces or dashes. US: the first 5 digits (`94035-1234` -> `94035`).
     UK: area, district and sector (`SW1A 1AA` -> `sw1a1`), as Meta asks."""
-    compact = re.sub(r"[\s\-]", "", _text(value).lower())
-    if not compact or len(compact) > 12 or not compact.isalnum() or not compact.isascii():
+    text = _text(value).lower()
+    if text.startswith("z:"):  # Meta's lead exports prefix zip codes with `z:`
+        text = text[2:]
+    compact = re.sub(r"[\s\-]", "", text)
+    # No postal code anywhere is one character (capi-param-builder's bound) or over 12,
+    # or holds anything but ASCII letters and digits.
+    if not 2 <= len(compact) <= 12 or not compact.isalnum() or not compact.isascii():
         return None
     if country == "us" or (country is None and US_ZIP_RE.fullmatch(compact)):
         match = US_ZIP_RE.fullmatch(compact)
@@ -256,148 +281,52 @@ def zip_code(value: object, *, country: str | None = None) -> str | None:
 
 # --- country --------------------------------------------------------------------------------
 
-# Every ISO 3166-1 alpha-2 code phonenumbers knows (it keeps them current); "001" and other
-# non-geographic entries are not letters and drop out.
-ISO_ALPHA2 = frozenset(code.lower() for code in phonenumbers.SUPPORTED_REGIONS if code.isalpha())
-
-# Names (English and local) and alpha-3 codes of the countries leads come from most often,
-# keyed as `_country_key` writes them: lowercase, accents and punctuation removed.
-COUNTRY_NAMES: dict[str, str] = {
-    # Americas
-    "unitedstates": "us",
-    "unitedstatesofamerica": "us",
-    "usa": "us",
-    "estadosunidos": "us",
-    "etatsunis": "us",
-    "america": "us",
-    "canada": "ca",
-    "can": "ca",
-    "mexico": "mx",
-    "mex": "mx",
-    "brazil": "br",
-    "brasil": "br",
-    "bra": "br",
-    "argentina": "ar",
-    "arg": "ar",
-    "chile": "cl",
-    "chl": "cl",
-    "colombia": "co",
-    "col": "co",
-    "peru": "pe",
-    "per": "pe",
-    "venezuela": "ve",
-    "ecuador": "ec",
-    "uruguay": "uy",
-    "paraguay": "py",
-    "bolivia": "bo",
-    "costarica": "cr",
-    "panama": "pa",
-    "guatemala": "gt",
-    "dominicanrepublic": "do",
-    "republicadominicana": "do",
-    "puertorico": "pr",
-    # Europe
-    "unitedkingdom": "gb",
-    "greatbritain": "gb",
-    "england": "gb",
-    "scotland": "gb",
-    "wales": "gb",
-    "northernireland": "gb",
-    "uk": "gb",  # not ISO, but what people type
-    "gbr": "gb",
-    "reinounido": "gb",
-    "royaumeuni": "gb",
-    "ireland": "ie",
-    "irl": "ie",
-    "spain": "es",
-    "espana": "es",
-    "espagne": "es",
-    "esp": "es",
-    "france": "fr",
-    "francia": "fr",
-    "fra": "fr",
-    "germany": "de",
-    "deutschland": "de",
-    "alemania": "de",
-    "allemagne": "de",
-    "deu": "de",
-    "italy": "it",
-    "italia": "it",
-    "italie": "it",
-    "ita": "it",
-    "portugal": "pt",
-    "prt": "pt",
-    "netherlands": "nl",
-    "thenetherlands": "nl",
-    "holland": "nl",
-    "nederland": "nl",
-    "nld": "nl",
-    "belgium": "be",
-    "belgique": "be",
-    "belgie": "be",
-    "bel": "be",
-    "switzerland": "ch",
-    "suisse": "ch",
-    "schweiz": "ch",
-    "che": "ch",
-    "austria": "at",
-    "osterreich": "at",
-    "aut": "at",
-    "sweden": "se",
-    "norway": "no",
-    "denmark": "dk",
-    "finland": "fi",
-    "poland": "pl",
-    "polska": "pl",
-    "czechrepublic": "cz",
-    "czechia": "cz",
-    "greece": "gr",
-    "romania": "ro",
-    "hungary": "hu",
-    "ukraine": "ua",
+# The languages of the seeds besides English: pycountry's gettext catalogs (iso3166-1).
+COUNTRY_NAME_LANGUAGES = ("es", "fr", "zh_CN", "zh_TW", "zh_HK")
+# What people type that pycountry does not hold (former, short, local and constituent
+# names; "UK" is not ISO but is what people write), keyed as `_country_key` writes them.
+COUNTRY_ALIASES: dict[str, str] = {
+    **dict.fromkeys(["uk", "greatbritain", "england", "scotland", "wales"], "gb"),
+    **dict.fromkeys(["northernireland", "britain"], "gb"),
+    **dict.fromkeys(["america", "unitedstatesamerica"], "us"),
+    **dict.fromkeys(["uae", "emirates"], "ae"),
     "russia": "ru",
-    "russianfederation": "ru",
+    "ivorycoast": "ci",
     "turkey": "tr",
-    "turkiye": "tr",
-    # Asia, Oceania, Africa, Middle East
-    "china": "cn",
-    "zhongguo": "cn",
-    "中国": "cn",
-    "中华人民共和国": "cn",
-    "chn": "cn",
-    "hongkong": "hk",
-    "香港": "hk",
-    "taiwan": "tw",
-    "台湾": "tw",
-    "japan": "jp",
-    "日本": "jp",
-    "southkorea": "kr",
+    "holland": "nl",
+    "vatican": "va",
+    "vaticancity": "va",
+    "palestine": "ps",
+    "macedonia": "mk",
+    "macedoniatheformeryugoslavrepublicof": "mk",
+    "swaziland": "sz",
+    "capeverde": "cv",
+    "burma": "mm",
+    "easttimor": "tl",
+    "brunei": "bn",
+    "micronesia": "fm",
+    "democraticrepublicofthecongo": "cd",
+    "drcongo": "cd",
     "korea": "kr",
     "republicofkorea": "kr",
-    "india": "in",
-    "ind": "in",
-    "pakistan": "pk",
-    "bangladesh": "bd",
-    "indonesia": "id",
-    "philippines": "ph",
-    "vietnam": "vn",
-    "thailand": "th",
-    "malaysia": "my",
-    "singapore": "sg",
-    "australia": "au",
-    "aus": "au",
-    "newzealand": "nz",
-    "southafrica": "za",
-    "nigeria": "ng",
-    "kenya": "ke",
-    "egypt": "eg",
-    "morocco": "ma",
-    "maroc": "ma",
-    "marruecos": "ma",
-    "israel": "il",
-    "saudiarabia": "sa",
-    "unitedarabemirates": "ae",
-    "uae": "ae",
+    # Local names of the countries leads come from most often (our choice).
+    "deutschland": "de",
+    "osterreich": "at",
+    "schweiz": "ch",
+    "svizzera": "ch",
+    "nederland": "nl",
+    "belgie": "be",
+    "polska": "pl",
+    "zhongguo": "cn",
+    "nippon": "jp",
+    "nihon": "jp",
+    "sverige": "se",
+    "norge": "no",
+    "danmark": "dk",
+    "suomi": "fi",
+    "hellas": "gr",
+    "ellada": "gr",
+    "espanya": "es",
 }
 
 
@@ -406,14 +335,55 @@ def _country_key(text: str) -> str:
     return "".join(c for c in decomposed if unicodedata.category(c)[0] in "LN" and c.isalnum())
 
 
+@functools.cache
+def iso_alpha2() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes (pycountry), and the few more phonenumbers uses as regions
+    (XK Kosovo, AC Ascension, TA Tristan da Cunha): a lead's country is also its phone's
+    region."""
+    codes = {country.alpha_2.lower() for country in pycountry.countries}
+    codes |= {code.lower() for code in phonenumbers.SUPPORTED_REGIONS if code.isalpha()}
+    return frozenset(codes)
+
+
+@functools.cache
+def country_names() -> dict[str, str]:
+    """Every country's English names (name, official and common name) and alpha-3 code,
+    then its names in Spanish, French and Chinese, to its alpha-2 code; built once, on
+    first use. A name two countries share in a translation is left out (ambiguous)."""
+    english: dict[str, str] = {}
+    for entry in pycountry.countries:
+        code = entry.alpha_2.lower()
+        english[_country_key(entry.alpha_3)] = code
+        for attribute in ("name", "official_name", "common_name"):
+            if text := getattr(entry, attribute, None):
+                english.setdefault(_country_key(text), code)
+    translated: dict[str, set[str]] = {}
+    for language in COUNTRY_NAME_LANGUAGES:
+        catalog = gettext.translation(
+            "iso3166-1", pycountry.LOCALES_DIR, languages=[language], fallback=True
+        )
+        for entry in pycountry.countries:
+            for attribute in ("name", "official_name", "common_name"):
+                if text := getattr(entry, attribute, None):
+                    key = _country_key(catalog.gettext(text))
+                    translated.setdefault(key, set()).add(entry.alpha_2.lower())
+    names = {key: codes.pop() for key, codes in translated.items() if len(codes) == 1}
+    names.update(english)  # English names win over a translation that reads the same
+    names.update(COUNTRY_ALIASES)
+    names.pop("", None)
+    return names
+
+
 def country(value: object) -> str | None:
-    """ISO 3166-1 alpha-2, lowercase: `United States`, `USA`, `us` -> `us`; `España` -> `es`."""
+    """ISO 3166-1 alpha-2, lowercase, from a code, an alpha-3 code or any country's name
+    in English, Spanish, French or Chinese: `United States`, `USA`, `us` -> `us`;
+    `España` -> `es`; `Côte d'Ivoire`, `Costa de Marfil` -> `ci`; `中国` -> `cn`."""
     key = _country_key(_text(value))
     if not key:
         return None
-    if len(key) == 2 and key in ISO_ALPHA2:
+    if len(key) == 2 and key in iso_alpha2():
         return key
-    return COUNTRY_NAMES.get(key)
+    return country_names().get(key)
 
 
 # --- db -------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from capi import normalize
-from leads.lead_data import EMAIL_KEYS, FULL_NAME_KEYS, PHONE_KEYS, answers
+from leads.ids import meta_id_number
+from leads.lead_data import EMAIL_KEYS, FULL_NAME_KEYS, PHONE_KEYS, ZIP_KEYS, answers
 
 # The hashed keys, in the order Meta's documentation lists them; the admin's coverage
 # summary reports the same keys.
@@ -24,14 +25,9 @@ FIRST_NAME_KEYS = ("first_name",)
 LAST_NAME_KEYS = ("last_name",)
 CITY_KEYS = ("city",)
 STATE_KEYS = ("state", "province", "state_province", "region")
-ZIP_KEYS = ("zip_code", "post_code", "postal_code", "zip", "zipcode")
 COUNTRY_KEYS = ("country",)
 DOB_KEYS = ("date_of_birth", "dob", "birthday")
 GENDER_KEYS = ("gender",)
-
-# Meta's leadgen ids are 15-17 digits; anything else is not an id Meta could match.
-MAX_LEAD_ID = 2**63 - 1
-
 
 # The lead columns `build_user_data` reads.
 LEAD_FIELDS = ("pk", "leadgen_id", "field_data", "email", "phone", "full_name")
@@ -59,19 +55,12 @@ def _add(user_data: dict[str, Any], key: str, digest: str | None) -> None:
         bucket.append(digest)
 
 
-def lead_id(leadgen_id: str) -> int | None:
-    text = (leadgen_id or "").strip()
-    if not text.isdigit() or not text.isascii():
-        return None
-    number = int(text)
-    return number if 0 < number <= MAX_LEAD_ID else None
-
-
 def build_user_data(lead: LeadLike) -> dict[str, Any]:
     """Never raises: a value that cannot be normalised is left out (normalize.hashed)."""
     found = answers(lead.field_data)
     user_data: dict[str, Any] = {}
-    number = lead_id(lead.leadgen_id)
+    # The id rule every path applies (leads.ids): what was stored as a lead is sent.
+    number = meta_id_number(lead.leadgen_id)
     if number is not None:
         user_data["lead_id"] = number
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.access import users_sharing_pages, visible_pages
+from leads.ids import meta_id
 from leads.models import Form, Lead, Page, PipelineStage
 
 # (created_time, id) is the index order; every sort ends on id so pages never overlap.
@@ -74,14 +75,15 @@ def search_leads(queryset: QuerySet[Lead], text: str) -> QuerySet[Lead]:
     text = text.strip()
     if not text:
         return queryset
-    leadgen_id = text.removeprefix("l:").strip()
+    leadgen_id = meta_id(text.removeprefix("l:"))
     matches = [
         Lead.objects.filter(full_name__icontains=text).values("pk"),
         Lead.objects.filter(email__icontains=text).exclude(email="").values("pk"),
+    ]
+    if leadgen_id is not None:
         # Also a subquery: the outer filter then needs only ids and pages, which the
         # (page, created) index holds, and never reads a lead row to test a match.
-        Lead.objects.filter(leadgen_id=leadgen_id).values("pk"),
-    ]
+        matches.append(Lead.objects.filter(leadgen_id=leadgen_id).values("pk"))
     if PHONE_QUERY.match(text):
         digits = re.sub(r"\D", "", text)
         # The digits in order with anything between them picks candidates from the index

@@ -50,12 +50,12 @@ from leads.graph import (
     ThrottledError,
     TokenError,
 )
+from leads.ids import meta_id
 from leads.ingestion import ensure_forms
 from leads.lead_data import MAX_DEPTH, lead_columns, within_depth
 from leads.models import Form, Lead, Page
 from leads.pages import sync_forms
 from leads.pipeline import Entry, record_entries, stage_waiting_leads
-from leads.webhooks import meta_id
 
 logger = logging.getLogger(__name__)
 

@@ -2,9 +2,10 @@
 `/ads/lead_gen/export_csv/`): the last resort for leads the Graph API no longer serves.
 
 What real exports look like (META.md, "Lead export"): UTF-16 LE with a BOM and tabs (the
-documented shape) or UTF-8 with commas; ids prefixed `l:`, `ag:`, `as:`, `c:`, `f:` and
-phones `p:`; `is_organic` as 1/0 or true/false in any case; `created_time` in ISO 8601
-with the downloader's offset; one column per question after the standard columns.
+documented shape) or UTF-8 with commas; ids prefixed `l:`, `ag:`, `as:`, `c:`, `f:`,
+phones `p:` and zip codes `z:` (see `unprefixed`); `is_organic` as 1/0 or true/false in
+any case; `created_time` in ISO 8601 with the downloader's offset; one column per question
+after the standard columns.
 
 Rules:
 - A file that is not a lead export (empty, binary, not UTF-8/UTF-16, no `id` or
@@ -32,7 +33,7 @@ import io
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,11 +46,11 @@ from django.utils import timezone
 from leads import fetching
 from leads.bulk import whole_page_statements
 from leads.graph import TOKEN_CODES, get_session
+from leads.ids import meta_id
 from leads.ingestion import ensure_forms
-from leads.lead_data import lead_columns, parse_bool, parse_meta_time
+from leads.lead_data import PHONE_KEYS, ZIP_KEYS, lead_columns, parse_bool, parse_meta_time
 from leads.models import Form, Lead, Page
 from leads.pipeline import enter_pipeline_many
-from leads.webhooks import meta_id
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ CHUNK = 500
 MAX_BYTES = 200 * 1024 * 1024
 EXPORT_PATH = "/ads/lead_gen/export_csv/"
 
-# Standard columns and the prefix Meta puts before their value.
-ID_COLUMNS = {"id": "l:", "ad_id": "ag:", "adset_id": "as:", "campaign_id": "c:", "form_id": "f:"}
+# Standard columns that hold an id (Meta writes them `l:…`, `ag:…`, `as:…`, `c:…`, `f:…`).
+ID_COLUMNS = ("id", "ad_id", "adset_id", "campaign_id", "form_id")
 TEXT_COLUMNS = {
     "ad_name": 255,
     "adset_name": 255,
@@ -95,8 +96,22 @@ NOT_QUESTIONS = frozenset(
 )
 REQUIRED_COLUMNS = ("id", "created_time")
 DELIMITERS = ("\t", ",", ";")
-# `p:+34 612 345 678`: Meta's marker that keeps spreadsheets from eating the `+`.
-PHONE_VALUE = re.compile(r"^p:(\+?[0-9][0-9 ().\-]*)$")
+# Meta writes a short prefix and a colon before the values a spreadsheet would mangle:
+# ids (`l:`, `ag:` ...: digits that would become 1.2E+17), phones (`p:`: the `+`) and zip
+# codes (`z:`: the leading zero of `z:03581`). Any such prefix is taken off a column that
+# carries one, and only when what follows is that column's kind of value, so an answer
+# such as `Re: call me`, `12:30` or `http://example.com` stays as it was written.
+EXPORT_PREFIX = re.compile(r"([a-zA-Z]{1,2}):(.+)", re.DOTALL)
+PHONE_TEXT = re.compile(r"\+?[0-9][0-9 ().\-]*")
+ZIP_TEXT = re.compile(r"[0-9a-zA-Z][0-9a-zA-Z \-]{1,11}")
+VALUE_KINDS: dict[str, Callable[[str], object]] = {
+    "id": meta_id,
+    "phone": PHONE_TEXT.fullmatch,
+    "zip": ZIP_TEXT.fullmatch,
+}
+# Questions whose answers carry a prefix, by their standard key; an answer `p:+34 …` is
+# a phone whatever its question (custom questions can ask for one).
+QUESTION_KINDS = {**dict.fromkeys(PHONE_KEYS, "phone"), **dict.fromkeys(ZIP_KEYS, "zip")}
 # Columns a CSV row may write on a lead; compared to decide between updated and unchanged.
 CSV_FIELDS = (
     "page",
@@ -243,14 +258,28 @@ def read_rows(text: str) -> tuple[list[str], str, Iterator[tuple[int, list[str]]
     return header, delimiter, rows()
 
 
-def _strip_prefix(value: str, prefix: str) -> str:
-    value = value.strip()
-    return value[len(prefix) :] if value.lower().startswith(prefix) else value
+def unprefixed(value: str, kind: str) -> str | None:
+    """The value without Meta's export prefix when it has one and the rest is a value of
+    that kind (`id`, `phone`, `zip`); otherwise None."""
+    match = EXPORT_PREFIX.fullmatch(value.strip())
+    if match is None:
+        return None
+    rest = match.group(2).strip()
+    return rest if VALUE_KINDS[kind](rest) else None
 
 
-def _answer(value: str) -> str:
-    phone = PHONE_VALUE.match(value.strip())
-    return phone.group(1) if phone else value
+def _id_cell(value: str) -> str:
+    return unprefixed(value, "id") or value.strip()
+
+
+def _answer(name: str, value: str) -> str:
+    kind = QUESTION_KINDS.get(name.lower())
+    if kind is not None:
+        found = unprefixed(value, kind)
+    else:
+        # A custom question may ask for a phone: `p:` before a number is Meta's marker.
+        found = unprefixed(value, "phone") if value.strip()[:2].lower() == "p:" else None
+    return value if found is None else found
 
 
 def parse_row(
@@ -272,7 +301,7 @@ def parse_row(
         elif name:
             questions.append((name, value))
 
-    leadgen_id = meta_id(_strip_prefix(standard.get("id", ""), "l:"))
+    leadgen_id = meta_id(_id_cell(standard.get("id", "")))
     if overflow:
         # Cells shifted by a stray delimiter: no column can be trusted.
         return Rejection(
@@ -283,10 +312,10 @@ def parse_row(
     if leadgen_id is None:
         return Rejection(number, f"id {standard.get('id', '')!r} is not a lead id")
     node: dict[str, Any] = {"id": leadgen_id}
-    for key, prefix in ID_COLUMNS.items():
+    for key in ID_COLUMNS:
         if key == "id" or key not in standard:
             continue
-        text = _strip_prefix(standard[key], prefix)
+        text = _id_cell(standard[key])
         if text and meta_id(text) is None:
             return Rejection(number, f"{key} {standard[key]!r} is not an id", leadgen_id)
         node[key] = text
@@ -312,7 +341,9 @@ def parse_row(
     # Meta's {name, values} shape, in the file's column order; unanswered questions are
     # left out, as Meta leaves them out of field_data.
     node["field_data"] = [
-        {"name": name, "values": [_answer(value)]} for name, value in questions if value.strip()
+        {"name": name, "values": [_answer(name, value)]}
+        for name, value in questions
+        if value.strip()
     ]
 
     form_id = node.pop("form_id", "") or None

@@ -31,11 +31,11 @@ from django.utils import timezone
 from leads import crypto, queue
 from leads.crypto import TokenDecryptionError
 from leads.graph import GraphClient, GraphError, RetryableError, ThrottledError, TokenError
+from leads.ids import meta_id
 from leads.ingestion import ensure_forms
 from leads.lead_data import lead_columns, within_depth
 from leads.models import Lead, Page
 from leads.pipeline import enter_pipeline
-from leads.webhooks import meta_id
 
 logger = logging.getLogger(__name__)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from leads.ids import meta_id
+
 # Standard question keys (META.md) whose first answer is copied to a searchable column.
 EMAIL_KEYS = ("email", "work_email")
 PHONE_KEYS = ("phone_number", "phone", "work_phone_number")
 FULL_NAME_KEYS = ("full_name",)
+ZIP_KEYS = ("zip_code", "post_code", "postal_code", "zip", "zipcode")
 
 
 def parse_meta_time(value: Any) -> dt.datetime | None:
@@ -139,11 +142,11 @@ def within_depth(columns: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Id columns copied from the Lead node, by the one id rule (leads.ids): a value that is
+# no id is left out of the column (it stays in graph_data), as the webhook leaves it out.
+ID_COLUMNS = ("ad_id", "adset_id", "campaign_id")
 # Text columns copied from the Lead node, with their lengths.
 TEXT_COLUMNS = (
-    ("ad_id", 64),
-    ("adset_id", 64),
-    ("campaign_id", 64),
     ("ad_name", 255),
     ("adset_name", 255),
     ("campaign_name", 255),
@@ -174,6 +177,9 @@ def lead_columns(data: dict[str, Any]) -> dict[str, Any]:
     if "created_time" in data:
         columns["created_time"] = parse_meta_time(data["created_time"])
     # A bulk read maps hundreds of leads per page: text is taken as it is when it is text.
+    for key in ID_COLUMNS:
+        if key in data:
+            columns[key] = meta_id(data[key]) or ""
     for key, limit in TEXT_COLUMNS:
         value = data.get(key, _ABSENT)
         if value is not _ABSENT:

@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from leads import fetching
 from leads.graph import GraphClient
+from leads.ids import meta_id
 from leads.ingestion import ensure_pages
 from leads.lead_data import parse_meta_time
 from leads.models import Form, Page
-from leads.webhooks import meta_id
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leads import fastjson
+from leads.ids import meta_id
 
 SIGNATURE_PREFIX = b"sha256="
 
@@ -47,22 +48,6 @@ class LeadgenChange:
     form_id: str
     ad_id: str
     created_time: int | None
-
-
-def meta_id(value: Any) -> str | None:
-    """A Graph id as a string, from a JSON number or string; None when it is not an id.
-
-    Floats are refused: a 17-digit id that went through a float has lost its last digits.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        value = str(value) if value > 0 else ""
-    if isinstance(value, str):
-        value = value.strip()
-        # Graph ids are at most ~20 digits; the column allows 64, so a longer one is junk.
-        return value if value.isascii() and value.isdigit() and len(value) <= 64 else None
-    return None
 
 
 def _unix(value: Any) -> int | None:

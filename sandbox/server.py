@@ -8,7 +8,8 @@ in a daemon thread on port 0) or as its own process (``python -m sandbox``).
 
 Design notes:
 
-* Standard library only and no Django imports, so nothing here depends on settings.
+* Standard library only (and `leads.ids`, the id rule Leadloop applies, itself pure
+  Python) and no Django imports, so nothing here depends on settings.
 * One re-entrant lock guards all state. Request handling (apart from fault delays) runs
   under it, which serialises requests; that is fine for a sandbox and rules out races.
 * Endpoints are a routing table (:attr:`MetaSandbox.GRAPH_ROUTES`) of method names, so a
@@ -64,6 +65,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from leads.ids import meta_id
 
 logger = logging.getLogger(__name__)
 
@@ -825,8 +828,8 @@ class MetaSandbox:
         data: dict[str, JSON] = copy.deepcopy(dict(lead))
         form_id = _require_id(data.get("form_id"), "form_id")
         for key in ("id", "ad_id", "adset_id", "campaign_id"):
-            if data.get(key) is not None and not isinstance(data[key], bool):
-                data[key] = str(data[key])
+            if data.get(key) not in (None, ""):
+                data[key] = _require_id(data[key], key)
         raw_time = data.get("created_time")
         created = int(time.time()) if raw_time in (None, "") else parse_meta_time(raw_time)
         data["created_time"] = format_meta_time(created)
@@ -1637,12 +1640,14 @@ class MetaSandbox:
 
 
 def _require_id(value: Any, name: str) -> str:
+    """A Meta id by Leadloop's own rule (`leads.ids`): the sandbox mints and accepts only
+    ids that Leadloop would take, so a seeded lead is never one that Leadloop skips."""
     if value is None or isinstance(value, bool) or str(value).strip() == "":
         raise ValueError(f"{name} is required")
-    text = str(value).strip()
-    if "/" in text:
-        raise ValueError(f"{name} must not contain '/'")
-    return text
+    canonical = meta_id(value if isinstance(value, int | str) else str(value))
+    if canonical is None:
+        raise ValueError(f"{name} must be a Meta id (a positive integer below 2**63)")
+    return canonical
 
 
 def _require_token(token: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,34 @@ from django.test import Client
 from django.utils.module_loading import import_string
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from leads.models import Page
 from leads.webhooks import sign
+
+# Hypothesis profiles, chosen with HYPOTHESIS_PROFILE. `ci`, the default (`make test` and
+# .ci/run), is derandomized and keeps no example database: the same examples every run, on
+# every clone, so a run cannot fail by luck; what a fuzz run finds is kept as `@example`
+# on the test. `fuzz` (`make fuzz`) is random and long, and keeps what it finds in
+# .hypothesis/ to replay it.
+hypothesis_settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+hypothesis_settings.register_profile(
+    "fuzz",
+    max_examples=3000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GRAPH = "https://graph.test/v24.0"

@@ -6,6 +6,7 @@ import django_filters
 from django.db.models import Q, QuerySet
 from rest_framework.exceptions import ValidationError
 
+from leads.ids import meta_id
 from leads.models import Lead
 
 
@@ -23,11 +24,22 @@ class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
         return super().filter(qs, value)
 
 
+class MetaIdFilter(django_filters.CharFilter):
+    """A Meta id, read by the rule every path stores ids by (`leads.ids`): `007` finds the
+    lead stored as `7`, and text that is no id finds nothing."""
+
+    def filter(self, qs: QuerySet, value: str) -> QuerySet:
+        if value in ([], (), {}, "", None):
+            return qs
+        canonical = meta_id(value)
+        return qs.none() if canonical is None else super().filter(qs, canonical)
+
+
 class LeadFilter(django_filters.FilterSet):
     stage = django_filters.CharFilter(field_name="stage__slug", help_text="Stage slug.")
-    form = django_filters.CharFilter(field_name="form__form_id", help_text="Meta form id.")
-    page = django_filters.CharFilter(field_name="page__page_id", help_text="Meta page id.")
-    leadgen_id = django_filters.CharFilter(field_name="leadgen_id")
+    form = MetaIdFilter(field_name="form__form_id", help_text="Meta form id.")
+    page = MetaIdFilter(field_name="page__page_id", help_text="Meta page id.")
+    leadgen_id = MetaIdFilter(field_name="leadgen_id", help_text="Meta lead id.")
     created_after = UTCDateTimeFilter(
         field_name="created_time", lookup_expr="gte", help_text="ISO 8601, inclusive."
     )
@@ -46,9 +58,8 @@ class LeadFilter(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(
-            Q(full_name__icontains=value)
-            | Q(email__icontains=value)
-            | Q(phone__icontains=value)
-            | Q(leadgen_id=value)
-        )
+        matches = Q(full_name__icontains=value) | Q(email__icontains=value)
+        matches |= Q(phone__icontains=value)
+        if (leadgen_id := meta_id(value)) is not None:
+            matches |= Q(leadgen_id=leadgen_id)
+        return queryset.filter(matches)

@@ -141,6 +141,13 @@ def test_lead_resource_has_every_documented_field(world):
         ({"search": "Person 1"}, {"90000000000001"}),
         ({"search": "34612345670"}, {"90000000000000"}),
         ({"search": "90000000000002"}, {"90000000000002"}),
+        # Ids are read by the rule they are stored by (leads.ids): leading zeros do not
+        # make another id, and text that is no id finds nothing.
+        ({"leadgen_id": "0090000000000001"}, {"90000000000001"}),
+        ({"form": "002002"}, {"90000000000002"}),
+        ({"page": "0101"}, {"90000000000000", "90000000000001"}),
+        ({"search": "0090000000000002"}, {"90000000000002"}),
+        ({"leadgen_id": "9e13"}, set()),
     ],
 )
 def test_filters(world, query, expected):

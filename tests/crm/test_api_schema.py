@@ -57,9 +57,11 @@ def token() -> str:
     return Token.objects.create(user=user).key
 
 
+@pytest.mark.hypothesis  # driven through Hypothesis inside: `make fuzz` runs it too
 def test_api_conforms_to_its_schema(api_schema, token):
     # Driven through Hypothesis directly: schemathesis's pytest plugin does not support
-    # this pytest version. Each operation gets its own bounded, derandomized run.
+    # this pytest version. Each operation gets its own bounded run, derandomized unless
+    # the `fuzz` profile is loaded (tests/conftest.py).
     checks = [
         not_a_server_error,
         status_code_conformance,
@@ -82,8 +84,6 @@ def test_api_conforms_to_its_schema(api_schema, token):
         @hypothesis_settings(
             max_examples=30,
             deadline=None,
-            derandomize=True,
-            database=None,
             suppress_health_check=list(HealthCheck),
         )
         def run(case):

@@ -29,7 +29,8 @@ from leads.models import Lead, PipelineStage, StageChange
 from leads.pipeline import move_stage
 from tests.conftest import GRAPH, change_value, graph_lead, leadgen_body, queued_tasks, run_tasks
 
-pytestmark = [pytest.mark.faults, pytest.mark.django_db]
+# `hypothesis`: a state machine run by Hypothesis, so `make fuzz` runs it too.
+pytestmark = [pytest.mark.faults, pytest.mark.django_db, pytest.mark.hypothesis]
 
 DATASET = "5550001"
 TRANSIENT = {"error": {"message": "Please retry", "type": "OAuthException", "code": 2}}
@@ -167,9 +168,7 @@ def test_interleavings_keep_leads_unique_and_events_exactly_once(
             settings=hsettings(
                 max_examples=25,
                 stateful_step_count=20,
-                derandomize=True,
                 deadline=None,
-                database=None,
                 suppress_health_check=list(HealthCheck),
             ),
         )

@@ -54,11 +54,9 @@ def sender_settings(capi_settings):
 @example(answers=[(400, {"error": {"code": 10**30, "error_subcode": -(10**30)}})])
 @example(answers=[(200, None), (500, "<html>"), (429, {"error": {"code": 4}})])
 @example(answers=[(401, {"error": {"code": 190}})] * 3)  # paused again after each resume
-@hsettings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+# The profile (tests/conftest.py) sets the number of examples; the fixtures here are
+# fine to share between examples (each one clears them and rolls back).
+@hsettings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_any_answer_leaves_every_event_sendable_and_none_sent_twice(fake_meta, answers):
     cache.clear()  # a throttling answer's pause is kept in the cache
     fake_meta.posts.clear()

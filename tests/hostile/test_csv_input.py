@@ -9,8 +9,7 @@ import io
 
 import pytest
 from django.db import transaction
-from hypothesis import HealthCheck, example, given
-from hypothesis import settings as hsettings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from leads import csv_import
@@ -69,7 +68,6 @@ def export(header: list[str], rows: list[list[str]], *, delimiter: str, encoding
 )
 @example(header=COLUMNS, rows=[["l:1", "", "", "", "", "", "", "", "f:" + "9" * 80]],
          delimiter=",", encoding="utf-8")  # fmt: skip
-@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_export_is_imported_rejected_or_refused_with_a_reason(
     header, rows, delimiter, encoding
 ):

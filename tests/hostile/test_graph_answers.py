@@ -20,16 +20,15 @@ import responses
 from django.core.cache import cache
 from django.db import transaction
 from django.test import override_settings
-from hypothesis import HealthCheck, example, given
-from hypothesis import settings as hsettings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from leads import bulk, fastjson, fetching
 from leads.graph import GraphError
+from leads.ids import meta_id
 from leads.lead_data import MAX_DEPTH, TOO_DEEP, cut_deep
 from leads.models import Form, Lead, Page
 from leads.pages import sync_forms
-from leads.webhooks import meta_id
 from tests.conftest import GRAPH, connected_page, graph_lead
 
 pytestmark = pytest.mark.django_db
@@ -256,7 +255,10 @@ LEAD_KEYS = st.sampled_from(
 # finite beside an integer beyond 64 bits (written back as Infinity, which no JSON takes).
 @example(rows=[{"id": "1", "field_data": None, "custom_disclaimer_responses": None}])
 @example(rows=[{"id": "1", "ad_id": float("inf"), "created_time": -(2**70)}])
-@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Found on a fresh clone: an id beyond 64 bits, which the webhook took and the bulk read
+# (orjson reads it as a float) skipped; and the bounds of the one id rule (leads.ids).
+@example(rows=[{"id": 18446744073709551616}])
+@example(rows=[{"id": 2**63 - 1}, {"id": 2**63}, {"id": "0" + str(2**63 - 1)}])
 def test_any_json_rows_store_or_skip_and_never_raise(rows):
     """Whatever JSON Meta's bulk-read page holds, each row with a usable id is stored."""
     with one_example():
@@ -278,7 +280,6 @@ def test_any_json_rows_store_or_skip_and_never_raise(rows):
 @given(data=JSON_VALUES)
 @example(data={"id": LEAD_ID, "field_data": None, "graph": [float("nan"), 2**70]})
 @example(data={"id": LEAD_ID, "form_id": {"a": "b" * 100}})  # not a form id: no form
-@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_json_answer_to_a_lead_fetch_is_stored(data):
     """The webhook's fetch: whatever object Graph answers with is stored on the lead."""
     data = data if isinstance(data, dict) else {"id": LEAD_ID, "field_data": data}
@@ -307,7 +308,6 @@ ERROR_ANSWERS = st.fixed_dictionaries(
 
 
 @given(status=ANSWER_STATUSES, body=st.one_of(ERROR_ANSWERS, JSON_VALUES, st.binary(max_size=40)))
-@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_answer_to_a_lead_fetch_leaves_the_lead_in_a_known_state(status, body):
     """Whatever status and body Graph (or a proxy before it) answers with, the fetch ends
     and the lead says what happens next; it is never left claimed."""
@@ -353,7 +353,6 @@ PAGES = st.fixed_dictionaries(
 @given(first=st.one_of(PAGES, JSON_VALUES), then=st.one_of(PAGES, JSON_VALUES))
 @example(first={"data": [], "paging": {"next": 5}}, then={})
 @example(first={"data": [], "paging": {"next": "http://[::1"}}, then={})
-@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_bulk_read_answer_ends_the_run_with_a_status(first, then):
     """Whatever pages Graph answers a bulk read with, the run ends with a status and the
     leads it could read stored; a next link is followed only within the Graph API."""
@@ -382,7 +381,6 @@ FORM_ROWS = st.fixed_dictionaries(
 )
 @example(answer={"data": "forms"})
 @example(answer={"data": [{"id": {"a": "b" * 100}, "name": ["x"]}, 7]})
-@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_answer_to_a_form_list_stores_the_forms_it_names_or_fails_clearly(answer):
     """Loading a page's forms: each object with a usable id is a form; the rest is skipped."""
     with one_example() as graph:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Iterator
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
+from capi.user_data import build_user_data
 from leads import csv_import
 from leads.models import Form, Lead, Page, PipelineStage, StageChange
 from sandbox import MetaSandbox
@@ -215,6 +217,47 @@ def test_a_complete_lead_from_the_graph_api_is_never_overwritten():
     assert graph.field_data == [{"name": "email", "values": ["jurgen@example.com"]}]
     assert graph.custom_disclaimer_responses == [{"checkbox_key": "optin", "is_checked": "1"}]
     assert graph.source == Lead.Source.BULK
+
+
+def test_every_prefix_meta_writes_is_taken_off_and_real_answers_are_kept(tmp_path):
+    """`z:03581` is a zip code (the prefix keeps a spreadsheet from dropping its zero); an
+    answer that merely has a colon in it is the lead's own text."""
+    rows = [
+        "id\tcreated_time\tad_id\tform_id\tphone_number\tzip_code\tpost_code\twebsite"
+        "\tbest_time\tnote\t5555",
+        "l:101\t2025-01-01T10:00:00+0100\tag:7\tf:9\tp:+1 650 555 1212\tz:03581"
+        "\tz:SW1A 1AA\thttp://example.com\t12:30\tRe: call me\tp:+34 612 345 678",
+        "l:102\t2025-01-01T10:00:00+0100\t\tf:9\t\tz:call me later!\t\t\t\tab:cd\tq:1",
+    ]
+    path = write(tmp_path, ("\n".join(rows) + "\n").encode("utf-16"))
+
+    out = import_file(path)
+
+    assert "2 created, 0 updated, 0 unchanged, 0 rejected" in out
+    lead = Lead.objects.get(leadgen_id="101")
+    assert lead.ad_id == "7"
+    assert {item["name"]: item["values"] for item in lead.field_data} == {
+        "phone_number": ["+1 650 555 1212"],
+        "zip_code": ["03581"],
+        "post_code": ["SW1A 1AA"],
+        "website": ["http://example.com"],
+        "best_time": ["12:30"],
+        "note": ["Re: call me"],
+        "5555": ["+34 612 345 678"],
+    }
+    assert lead.phone == "+1 650 555 1212"
+    # Both zip answers reach the Conversions API (no country given: the UK one is read
+    # as written, without its spaces).
+    assert build_user_data(lead)["zp"] == [
+        sha256(b"03581").hexdigest(),
+        sha256(b"sw1a1aa").hexdigest(),
+    ]
+    other = Lead.objects.get(leadgen_id="102")
+    assert {item["name"]: item["values"] for item in other.field_data} == {
+        "zip_code": ["z:call me later!"],  # not a zip code: kept as written
+        "note": ["ab:cd"],
+        "5555": ["q:1"],
+    }
 
 
 # --- Bad rows and files that are not exports ---------------------------------------------

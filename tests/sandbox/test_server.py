@@ -891,9 +891,9 @@ def test_control_api_rejects_bad_input(server: MetaSandbox) -> None:
 
 def test_in_process_helpers_validate(sandbox: MetaSandbox) -> None:
     with pytest.raises(ValueError, match="unknown form"):
-        sandbox.add_lead({"form_id": "missing"})
+        sandbox.add_lead({"form_id": "404"})
     with pytest.raises(ValueError, match="unknown page"):
-        sandbox.add_form("1", page_id="missing")
+        sandbox.add_form("1", page_id="404")
     with pytest.raises(ValueError):
         sandbox.add_fault(times=0)
 

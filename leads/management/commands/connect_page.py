@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from leads.graph import GraphError, TokenError
+from leads.ids import meta_id
 from leads.pages import connect_page
-from leads.webhooks import meta_id
 
 
 class Command(BaseCommand):

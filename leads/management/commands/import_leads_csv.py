@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from leads import csv_import
-from leads.webhooks import meta_id
+from leads.ids import meta_id
 
 
 def _unix(value: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from leads import bulk
-from leads.webhooks import meta_id
+from leads.ids import meta_id
 
 # Without a terminal, a progress line every this many pages (plus one at the end).
 PLAIN_PROGRESS_EVERY = 10
