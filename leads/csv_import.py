@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from leads import fetching
 from leads.bulk import whole_page_statements
-from leads.graph import TOKEN_CODES, get_session
+from leads.graph import TOKEN_CODES, redirect_refusal, send
 from leads.ingestion import ensure_forms
 from leads.lead_data import lead_columns, parse_bool, parse_meta_time
 from leads.models import Form, Lead
@@ -529,13 +529,20 @@ def download_export(
         params["from_date"] = start
     url = settings.META_WWW_URL.rstrip("/") + EXPORT_PATH
     try:
-        response = (session or get_session()).get(
+        response = send(
+            session,
+            "GET",
             url,
             params=params,
             headers={"Authorization": f"Bearer {token}"},
             timeout=settings.META_HTTP_TIMEOUT,
             stream=True,
         )
+        refusal = redirect_refusal(response)
+        if refusal:
+            # Not read: a login page or another host's file is not the export.
+            response.close()
+            raise DownloadError(f"Meta answered the export download with {refusal}.")
         data = _read_capped(response)
     except requests.RequestException as exc:
         raise DownloadError(f"Could not download the export: {type(exc).__name__}") from None
