@@ -310,15 +310,34 @@ CAPI_EVENT_MAX_AGE_DAYS = env.int("CAPI_EVENT_MAX_AGE_DAYS", default=7)
 CAPI_BATCH_WINDOW = env.float("CAPI_BATCH_WINDOW", default=5.0)
 CAPI_BATCH_QUIET = env.float("CAPI_BATCH_QUIET", default=0.5)
 
+# Every handler redacts tokens, secrets and secret URL parameters (leads.redaction) from
+# what it writes; `django.server` (runserver's request lines, which hold the webhook
+# handshake's `hub.verify_token`) is Django's own handler and format, redacted likewise.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact": {"()": "leads.redaction.RedactingFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # urllib3 logs full request URLs at DEBUG; a Graph URL may carry a token.
         "urllib3": {"level": "WARNING"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
     },
 }
 

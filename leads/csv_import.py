@@ -44,6 +44,7 @@ from leads.ingestion import ensure_forms
 from leads.lead_data import lead_columns, parse_bool, parse_meta_time
 from leads.models import Form, Lead
 from leads.pipeline import enter_pipeline_many
+from leads.redaction import redact
 from leads.webhooks import meta_id
 
 logger = logging.getLogger(__name__)
@@ -568,7 +569,7 @@ def _download_error(status: int, data: bytes, *, page: Any, token: str) -> str:
         error = json.loads(data).get("error") or {}
     except (ValueError, AttributeError):
         error = {}
-    message = str(error.get("message") or f"HTTP {status}").replace(token, "[token]")
+    message = redact(str(error.get("message") or f"HTTP {status}"), token)
     code = error.get("code")
     if code in TOKEN_CODES:
         if page is not None:

@@ -17,8 +17,6 @@ Settings are read at call time, not import time, so tests and `override_settings
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -37,6 +35,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from leads import fastjson
+from leads.redaction import appsecret_proof, redact
 
 logger = logging.getLogger("leads.graph")
 
@@ -88,8 +87,9 @@ POOL_MAXSIZE = 16
 class GraphError(Exception):
     """A Graph API call failed. Final unless `retryable` is true.
 
-    The message never contains the token: it is redacted from Meta's text (error 190 quotes
-    malformed tokens back) before the exception is built.
+    The message never contains a token or secret: Meta's text (error 190 quotes malformed
+    tokens back) is passed through `leads.redaction.redact`, with the call's own token,
+    before the exception is built, and again here for every other message.
     """
 
     retryable: ClassVar[bool] = False
@@ -106,12 +106,13 @@ class GraphError(Exception):
         retry_after: float | None = None,
         error_type: str | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.subcode = subcode
-        self.fbtrace_id = fbtrace_id
+        self.fbtrace_id = redact(fbtrace_id) if isinstance(fbtrace_id, str) else fbtrace_id
         self.is_transient = is_transient
         self.retry_after = retry_after
         self.error_type = error_type
@@ -349,10 +350,6 @@ if hasattr(os, "register_at_fork"):
 # --- Helpers -------------------------------------------------------------------------------
 
 
-def _redact(text: str, token: str) -> str:
-    return text.replace(token, "[token]") if token else text
-
-
 def _encode(values: Mapping[str, Any] | None) -> dict[str, Any]:
     """Graph expects JSON for structured values (`filtering`, CAPI `data`) and booleans."""
     encoded: dict[str, Any] = {}
@@ -379,9 +376,7 @@ def _node(node_id: str | int) -> str:
 
 def _appsecret_proof(token: str) -> str | None:
     secret = settings.META_APP_SECRET
-    if not secret:
-        return None
-    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+    return appsecret_proof(token, secret) if secret else None
 
 
 def _error_class(
@@ -421,7 +416,7 @@ def _error_from_response(
 ) -> GraphError:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        message = _redact(str(error.get("message") or f"HTTP {status}"), token)
+        message = redact(str(error.get("message") or f"HTTP {status}"), token)
     else:
         # An HTML page from a proxy or load balancer: classify by the status alone.
         error = {}
