@@ -140,6 +140,12 @@ def test_every_page_works_under_the_policy_without_a_violation(watched: Watch, l
     assert_policy(watched.visit("/leads/"))
     tab.get_by_role("searchbox", name="Search").fill("wei")
     expect(tab.locator(".leads-table tbody tr")).to_have_count(1)
+    expect(tab).to_have_url(re.compile(r"q=wei"))
+    # The page pushed to history is not kept in the tab's storage (htmx's history cache is
+    # off, templates/base.html): going back asks the server, whose answer is no-store.
+    assert tab.evaluate("sessionStorage.getItem('htmx-history-cache')") is None
+    tab.go_back()
+    expect(tab.locator(".leads-table tbody tr")).to_have_count(2)
 
     # A lead's page, and a note added in place.
     assert_policy(watched.visit(f"/leads/{ana.pk}/"))
