@@ -23,6 +23,9 @@ environ.Env.read_env(
 )
 
 worker_class = "gthread"
+# Access and error lines without the webhook handshake's verify token or any access token
+# (config/gunicorn_logging.py). The access log is off unless asked for (`make run` asks).
+logger_class = "config.gunicorn_logging.RedactingLogger"
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
 threads = int(os.environ.get("WEB_THREADS") or 1)
 

@@ -70,6 +70,7 @@ from leads.graph import (
     TokenError,
 )
 from leads.models import Lead
+from leads.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -687,8 +688,10 @@ _REPEATED_CODE_RE = re.compile(r"^\(#(\d+)(/\d+)?\) \(#\1\) ")
 
 def describe(exc: GraphError) -> str:
     """Meta's error as admins read it: `(#100) param data[3][event_time] is ... [trace]`.
-    Meta's messages often start with their own `(#code)`, which str() would repeat."""
-    return _REPEATED_CODE_RE.sub(lambda m: f"(#{m[1]}{m[2] or ''}) ", str(exc))
+    Meta's messages often start with their own `(#code)`, which str() would repeat. Every
+    stored error of the sender (attempts, events, the pause) is made here, so no token or
+    secret is stored."""
+    return redact(_REPEATED_CODE_RE.sub(lambda m: f"(#{m[1]}{m[2] or ''}) ", str(exc)))
 
 
 def pause_reason(exc: GraphError, dataset: str) -> str:

@@ -1,4 +1,4 @@
-"""Project-wide request guards for people's requests (the webhook is served before them)."""
+"""Project-wide guards for people's requests (the webhook is served before them)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase, JsonResponse
 from django.urls import Resolver404, resolve
+from django.utils.cache import add_never_cache_headers
 from rest_framework.views import APIView
 
 MESSAGE = "NUL characters are not allowed in the query string."
@@ -42,3 +43,23 @@ def _is_api(path: str) -> bool:
         return False
     view_class = getattr(view, "cls", None)
     return isinstance(view_class, type) and issubclass(view_class, APIView)
+
+
+class NoStoreMiddleware:
+    """`Cache-Control: no-store` (Django's never-cache headers) on every answer that sets no
+    caching of its own.
+
+    The board, the list, a lead's page, the exports, the REST API and the admin carry
+    people's names, emails and phone numbers: no browser cache, shared computer or proxy
+    should keep a copy. Static files are served before this (WhiteNoise) and keep their
+    long-lived caching; a view that wants caching says so with its own Cache-Control.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+        return response

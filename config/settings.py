@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "axes",
+    "csp",
     "leads",
     "crm",
     "capi",
@@ -63,8 +65,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Meta's webhook goes straight to its view: none of what follows applies to it.
     "leads.middleware.MetaWebhookMiddleware",
+    "csp.middleware.CSPMiddleware",
     "config.middleware.RejectNulQueryMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise: static files keep their long-lived caching, everything else is
+    # no-store unless it says otherwise.
+    "config.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -196,6 +202,25 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every answer but the webhook's: scripts and styles
+# only from our own static files, so an injected <script>, `on*=` handler or `style=`
+# attribute does not run. No 'unsafe-inline' and no nonce is needed: the UI, the admin and
+# the API docs (drf-spectacular's split Swagger view, crm/api/urls.py) have no inline script
+# or style. `data:` images: the UI's and Swagger UI's stylesheets draw icons with them.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Client address and login lockouts -----------------------------------------------
 # Proxies (load balancer, reverse proxy) in front of the web processes that append the
@@ -380,11 +405,29 @@ CAPI_EVENT_MAX_AGE_DAYS = env.int("CAPI_EVENT_MAX_AGE_DAYS", default=7)
 CAPI_BATCH_WINDOW = env.float("CAPI_BATCH_WINDOW", default=5.0)
 CAPI_BATCH_QUIET = env.float("CAPI_BATCH_QUIET", default=0.5)
 
+# Every handler redacts tokens, secrets and secret URL parameters (leads.redaction) from
+# what it writes; `django.server` (runserver's request lines, which hold the webhook
+# handshake's `hub.verify_token`) is Django's own handler and format, redacted likewise.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact": {"()": "leads.redaction.RedactingFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # urllib3 logs full request URLs at DEBUG; a Graph URL may carry a token.
@@ -392,6 +435,7 @@ LOGGING = {
         # django-axes says hello at every start and logs every login at INFO (the admin's
         # access log keeps those); failed logins and lockouts are warnings.
         "axes": {"level": "WARNING"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -60,7 +60,9 @@ def lead_csv(leads: QuerySet[Lead], *, forms: Iterable[Form]) -> Iterator[str]:
     # A question named like a fixed column (`email`, `full_name`) gets its own header.
     headers = [f"answer_{key}" if key in FIXED_COLUMNS else key for key in keys]
     writer = csv.writer(Echo())
-    yield "\ufeff" + writer.writerow([*FIXED_COLUMNS, *headers, "other_answers", "disclaimers"])
+    # Question keys come from Meta's form definitions: a header is defused like any cell.
+    header = [*FIXED_COLUMNS, *headers, "other_answers", "disclaimers"]
+    yield "\ufeff" + writer.writerow([csv_cell(name) for name in header])
     rows = (
         leads.select_related("page", "form", "stage", "assignment__owner")
         .defer("graph_data")

@@ -41,7 +41,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from leads import dblock, fastjson, fetching, sql
+from leads import dblock, fastjson, fetching, redaction, sql
 from leads.graph import (
     LEAD_FIELDS,
     GraphClient,
@@ -56,6 +56,7 @@ from leads.lead_data import MAX_DEPTH, lead_columns, within_depth
 from leads.models import Form, Lead, Page
 from leads.pages import sync_forms
 from leads.pipeline import Entry, record_entries, stage_waiting_leads
+from leads.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -522,14 +523,18 @@ def prefetched(pages: Iterator[dict], *, ahead: int = 1) -> Iterator[dict]:
         return False
 
     def produce() -> None:
-        try:
-            for page in pages:
-                if not offer((page, None)):
-                    return
-            offer((_END, None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            offer((_END, exc))
+        # Errors made here are redacted with the page tokens loaded before the thread
+        # started (below), without a query.
+        with redaction.without_database():
+            try:
+                for page in pages:
+                    if not offer((page, None)):
+                        return
+                offer((_END, None))
+            except BaseException as exc:  # handed to the consumer, raised there
+                offer((_END, exc))
 
+    redaction.page_tokens()
     worker = threading.Thread(target=produce, name="leadloop-bulk-prefetch", daemon=True)
     worker.start()
     try:
@@ -665,6 +670,7 @@ def _fail(result: ReadResult, exc: GraphError, *, page: Page | None, token: str)
     else:
         result.status = RunStatus.FAILED
         result.error = str(exc)
+    result.error = redact(result.error, token)
     logger.warning("Bulk read of %s stopped: %s", result.label, result.error)
 
 

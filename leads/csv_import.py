@@ -45,12 +45,13 @@ from django.utils import timezone
 
 from leads import fetching
 from leads.bulk import whole_page_statements
-from leads.graph import TOKEN_CODES, get_session
+from leads.graph import TOKEN_CODES, redirect_refusal, send
 from leads.ids import meta_id
 from leads.ingestion import ensure_forms
 from leads.lead_data import PHONE_KEYS, ZIP_KEYS, lead_columns, parse_bool, parse_meta_time
 from leads.models import Form, Lead, Page
 from leads.pipeline import enter_pipeline_many
+from leads.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -615,13 +616,20 @@ def download_export(
         params["from_date"] = start
     url = settings.META_WWW_URL.rstrip("/") + EXPORT_PATH
     try:
-        response = (session or get_session()).get(
+        response = send(
+            session,
+            "GET",
             url,
             params=params,
             headers={"Authorization": f"Bearer {token}"},
             timeout=settings.META_HTTP_TIMEOUT,
             stream=True,
         )
+        refusal = redirect_refusal(response)
+        if refusal:
+            # Not read: a login page or another host's file is not the export.
+            response.close()
+            raise DownloadError(f"Meta answered the export download with {refusal}.")
         data = _read_capped(response)
     except requests.RequestException as exc:
         raise DownloadError(f"Could not download the export: {type(exc).__name__}") from None
@@ -647,7 +655,7 @@ def _download_error(status: int, data: bytes, *, page: Any, token: str) -> str:
         error = json.loads(data).get("error") or {}
     except (ValueError, AttributeError):
         error = {}
-    message = str(error.get("message") or f"HTTP {status}").replace(token, "[token]")
+    message = redact(str(error.get("message") or f"HTTP {status}"), token)
     code = error.get("code")
     if code in TOKEN_CODES:
         if page is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +14,16 @@ from django.db.models import QuerySet
 
 from leads.models import Lead
 
-# A cell starting with these is run as a formula by spreadsheets (CSV injection); phone
-# numbers such as "+34 612..." are data and are left alone.
-_FORMULA = re.compile(r"^[=@\t\r]|^[+\-](?![\d\s().]+$)")
+# CSV injection: a cell whose first character a spreadsheet may read as the start of a
+# formula (= + - @), or a control character that hides what follows (tab, CR, LF), is
+# prefixed with an apostrophe. Spreadsheets fold look-alikes (the full-width U+FF1D, U+FF0B,
+# U+FF0D, U+FF20, the small U+FE66 ...) the way NFKC does, so the first character is
+# compared folded. Phone numbers such as "+34 612..." and "-(0)30 ..." are data and are
+# left alone.
+_FORMULA_START = frozenset("=@")
+_SIGN_START = frozenset("+-")
+_CONTROL_START = frozenset("\t\r\n")
+_NUMBER_AFTER_SIGN = re.compile(r"[\d\s().]+")
 EXPORT_COLUMNS = [
     "id",
     "leadgen_id",
@@ -50,12 +58,26 @@ class Echo:
 
 
 def csv_cell(value: Any) -> str:
+    """One cell (header or value) of an export, defused against formula injection."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return "'" + text if _FORMULA.match(text) else text
+    return "'" + text if _starts_a_formula(text) else text
+
+
+def _starts_a_formula(text: str) -> bool:
+    if not text:
+        return False
+    first = text[0]
+    if first in _CONTROL_START:
+        return True
+    if not first.isascii():
+        first = unicodedata.normalize("NFKC", first)[:1]
+    if first in _FORMULA_START:
+        return True
+    return first in _SIGN_START and not _NUMBER_AFTER_SIGN.fullmatch(text, 1)
 
 
 def answer_pairs(field_data: Any) -> list[tuple[str, list[str]]]:
@@ -84,7 +106,7 @@ def lead_csv_lines(leads: QuerySet[Lead]) -> Iterator[str]:
     100,000 leads never sit in memory. The sales UI's export (crm) has a column per
     question; this one keeps every answer in one `key: values` cell."""
     writer = csv.writer(Echo())
-    yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
+    yield "\ufeff" + writer.writerow([csv_cell(name) for name in EXPORT_COLUMNS])
     rows = (
         leads.defer(None)
         .select_related("page", "form", "stage")

@@ -36,6 +36,7 @@ from leads.ingestion import ensure_forms
 from leads.lead_data import lead_columns, within_depth
 from leads.models import Lead, Page
 from leads.pipeline import enter_pipeline
+from leads.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -173,14 +174,14 @@ def _defer(lead: Lead, exc: GraphError) -> None:
         lead,
         fetch_status=Status.PENDING,
         fetch_after=timezone.now() + wait,
-        fetch_error=f"Attempt {lead.fetch_attempts}: {exc}",
+        fetch_error=redact(f"Attempt {lead.fetch_attempts}: {exc}"),
     )
     lead.fetch_status = Status.PENDING
 
 
 def _fail(lead: Lead, exc: GraphError, *, note: str = "") -> None:
     logger.warning("Lead %s fetch failed: %s", lead.pk, exc)
-    message = f"{exc} ({note})" if note else str(exc)
+    message = redact(f"{exc} ({note})" if note else str(exc))
     _release(lead, fetch_status=Status.FAILED, fetch_error=message, fetch_after=None)
     lead.fetch_status = Status.FAILED
     lead.fetch_error = message
@@ -188,6 +189,7 @@ def _fail(lead: Lead, exc: GraphError, *, note: str = "") -> None:
 
 def _park_page(lead: Lead, page: Page | None, *, reason: str, token: str) -> None:
     """The token cannot be used: mark the page, and park its waiting leads until a new one."""
+    reason = redact(reason, token)
     with transaction.atomic():
         _release(lead, fetch_status=Status.PARKED, fetch_error=reason, fetch_after=None)
         lead.fetch_status = Status.PARKED
@@ -205,6 +207,7 @@ def reject_page_token(page: Page, *, reason: str, token: str) -> int:
     invalid: there is no token to blame, and any new one resumes the leads.
     """
     now = timezone.now()
+    reason = redact(reason, token)
     values: dict[str, object] = {"token_error": reason, "token_checked_at": now}
     if token:
         values |= {

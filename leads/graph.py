@@ -4,6 +4,9 @@ Every call goes through `GraphClient._request`, which
 - sends the token only in the `Authorization` header (URLs end up in proxy and urllib3 logs),
 - adds `appsecret_proof` when META_APP_SECRET is set,
 - uses the explicit (connect, read) timeouts of META_HTTP_TIMEOUT,
+- never follows a redirect (`NoRedirectSession`): a 3xx is a `RedirectError`, so a batch of
+  hashed customer data and its `appsecret_proof` are never re-posted to the host a
+  `Location` names, nor another host's body taken for Meta's answer,
 - reads Meta's usage headers and keeps a shared pause in Django's cache, so that all worker
   processes slow down together when one of them sees a limit approaching,
 - turns failures into the `GraphError` hierarchy, which callers use to decide between
@@ -14,8 +17,6 @@ Settings are read at call time, not import time, so tests and `override_settings
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from leads import fastjson
+from leads.redaction import appsecret_proof, redact
 
 logger = logging.getLogger("leads.graph")
 
@@ -85,8 +87,9 @@ POOL_MAXSIZE = 16
 class GraphError(Exception):
     """A Graph API call failed. Final unless `retryable` is true.
 
-    The message never contains the token: it is redacted from Meta's text (error 190 quotes
-    malformed tokens back) before the exception is built.
+    The message never contains a token or secret: Meta's text (error 190 quotes malformed
+    tokens back) is passed through `leads.redaction.redact`, with the call's own token,
+    before the exception is built, and again here for every other message.
     """
 
     retryable: ClassVar[bool] = False
@@ -103,12 +106,13 @@ class GraphError(Exception):
         retry_after: float | None = None,
         error_type: str | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.subcode = subcode
-        self.fbtrace_id = fbtrace_id
+        self.fbtrace_id = redact(fbtrace_id) if isinstance(fbtrace_id, str) else fbtrace_id
         self.is_transient = is_transient
         self.retry_after = retry_after
         self.error_type = error_type
@@ -153,6 +157,13 @@ class RetryableError(GraphError):
 
 class ThrottledError(RetryableError):
     """A rate limit was hit or is being respected; retry after `retry_after` seconds."""
+
+
+class RedirectError(GraphError):
+    """Meta answered with a 3xx. Graph never redirects an API call, so the answer comes from
+    something between us and Meta (a proxy, a captive portal, a META_GRAPH_URL with the
+    wrong scheme or host): final, because the same request meets the same redirect.
+    Callers that must not lose work (the conversions sender) retry it later as an outage."""
 
 
 class PermissionDeniedError(GraphError):
@@ -251,10 +262,36 @@ _session: requests.Session | None = None
 _session_lock = threading.Lock()
 
 
+class NoRedirectSession(requests.Session):
+    """A session that answers a 3xx with the 3xx itself: the one HTTP path to Meta (Graph,
+    the Conversions API and the lead export download) never follows a redirect.
+
+    requests, not urllib3, follows redirects (`Session.send` -> `resolve_redirects`, which
+    asks `get_redirect_target`), and it would re-send a 307's POST body to the new host. A
+    call site could forget `allow_redirects=False`; this class cannot: every request is
+    sent without following, `get_redirect_target` names no target even for `send()` with
+    `allow_redirects=True`, and `max_redirects = 0` makes any other way into the redirect
+    loop raise `TooManyRedirects` before a second request.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.max_redirects = 0
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["allow_redirects"] = False
+        return super().request(*args, **kwargs)
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 def _new_session() -> requests.Session:
-    session = requests.Session()
+    session = NoRedirectSession()
     # No urllib3 retries: a retried POST could send a CAPI batch twice, and retries would
     # hide failures from our own classification (tasks retry with back-off and a budget).
+    # urllib3 never follows redirects for requests either (requests passes redirect=False
+    # to urlopen); `redirect=False` here says the same for its retry counter.
     adapter = HTTPAdapter(
         pool_connections=4,
         pool_maxsize=POOL_MAXSIZE,
@@ -264,6 +301,28 @@ def _new_session() -> requests.Session:
     session.mount("http://", adapter)
     session.headers["User-Agent"] = "Leadloop (+requests)"
     return session
+
+
+def send(
+    session: requests.Session | None, method: str, url: str, **kwargs: Any
+) -> requests.Response:
+    """Every request to Meta goes through here (with the process-wide session unless a
+    caller passes one): `allow_redirects=False` also holds for a plain `requests.Session`."""
+    return (session or get_session()).request(method, url, allow_redirects=False, **kwargs)
+
+
+def redirect_refusal(response: requests.Response) -> str:
+    """'' unless `response` is a 3xx; then what to say about it. Only the host of the
+    `Location` is named: its path and query are another party's and may carry anything."""
+    status = response.status_code
+    if not 300 <= status < 400:
+        return ""
+    try:
+        host = urlsplit(response.headers.get("Location") or "").hostname or ""
+    except ValueError:
+        host = ""
+    target = f" to {host}" if host else ""
+    return f"HTTP {status} redirect{target}, not followed (Meta's API never redirects)"
 
 
 def get_session() -> requests.Session:
@@ -289,10 +348,6 @@ if hasattr(os, "register_at_fork"):
 
 
 # --- Helpers -------------------------------------------------------------------------------
-
-
-def _redact(text: str, token: str) -> str:
-    return text.replace(token, "[token]") if token else text
 
 
 def _encode(values: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -321,9 +376,7 @@ def _node(node_id: str | int) -> str:
 
 def _appsecret_proof(token: str) -> str | None:
     secret = settings.META_APP_SECRET
-    if not secret:
-        return None
-    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+    return appsecret_proof(token, secret) if secret else None
 
 
 def _error_class(
@@ -363,7 +416,7 @@ def _error_from_response(
 ) -> GraphError:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        message = _redact(str(error.get("message") or f"HTTP {status}"), token)
+        message = redact(str(error.get("message") or f"HTTP {status}"), token)
     else:
         # An HTML page from a proxy or load balancer: classify by the status alone.
         error = {}
@@ -539,7 +592,8 @@ class GraphClient:
         path = urlsplit(url).path
         started = time.monotonic()
         try:
-            response = (self._session or get_session()).request(
+            response = send(
+                self._session,
                 method,
                 url,
                 params=params,
@@ -554,11 +608,16 @@ class GraphClient:
             self._log(method, path, "connection error", started)
             raise RetryableError(f"Graph {method} {path} could not connect") from exc
         except requests.RequestException as exc:
-            # Anything else from requests (invalid URL, too many redirects) is our bug or
+            # Anything else from requests (an invalid URL) is our bug or
             # Meta's; retrying would not help.
             self._log(method, path, type(exc).__name__, started)
             raise GraphError(f"Graph {method} {path} failed: {type(exc).__name__}") from exc
         self._log(method, path, response.status_code, started)
+        refusal = redirect_refusal(response)
+        if refusal:
+            raise RedirectError(
+                f"Graph {method} {path} answered {refusal}", status=response.status_code
+            )
 
         usage = parse_usage(response.headers)
         if usage is not None:

@@ -13,6 +13,7 @@ from leads.ids import meta_id
 from leads.ingestion import ensure_pages
 from leads.lead_data import parse_meta_time
 from leads.models import Form, Page
+from leads.redaction import forget_page_tokens
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ def set_page_token(page: Page, *, token: str) -> int:
                 "updated_at",
             ]
         )
+        # After commit: a process reloading before it would cache the old tokens again.
+        transaction.on_commit(forget_page_tokens)
         return fetching.resume_page(page)
 
 

@@ -203,7 +203,9 @@
 
   document.addEventListener("htmx:afterSwap", function (event) {
     var results = document.getElementById("results");
-    if (!results || event.detail.target.id !== "results") return;
+    // A history restore swaps the whole page and names no target.
+    var target = event.detail.target;
+    if (!results || !target || target.id !== "results") return;
     var form = document.getElementById("lead-filters");
     if (form && form.elements.sort && results.dataset.sort) {
       form.elements.sort.value = results.dataset.sort;

@@ -166,6 +166,25 @@ def test_export_csv_streams_the_selected_leads(world, admin_client):
     assert by_id["5555"]["full_name"] == '\'=HYPERLINK("http://x")'
 
 
+def test_export_csv_defuses_line_feed_and_full_width_formulas(world, admin_client):
+    Lead.objects.filter(pk=world.waiting.pk).update(
+        full_name="\n=HYPERLINK(1)",
+        email="\uff1d1+1",
+        field_data=[{"name": "\uff0bq", "values": ["x"]}],
+        custom_disclaimer_responses=[{"checkbox_key": "\uff20optin", "is_checked": "1"}],
+    )
+    response = admin_client.post(
+        reverse("admin:leads_lead_changelist"),
+        {"action": "export_csv", ACTION_CHECKBOX_NAME: [world.waiting.pk]},
+    )
+    text = b"".join(response.streaming_content).decode("utf-8")
+    (row,) = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert row["full_name"] == "'\n=HYPERLINK(1)"
+    assert row["email"] == "'\uff1d1+1"
+    assert row["answers"] == "'\uff0bq: x"
+    assert row["disclaimers"] == "'\uff20optin=checked"
+
+
 # -- Reprocess ------------------------------------------------------------------------------
 
 

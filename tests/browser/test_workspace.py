@@ -89,9 +89,16 @@ def page(browser, stack) -> Page:
     tab.set_default_timeout(10_000)
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    # Chromium reports what the Content-Security-Policy refuses on the console.
+    tab.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield tab
     context.close()
-    assert errors == [], f"JavaScript errors: {errors}\n{stack.output()}"
+    assert errors == [], f"JavaScript errors or CSP violations: {errors}\n{stack.output()}"
 
 
 def log_in(page: Page) -> None:

@@ -202,3 +202,32 @@ def test_export_defuses_spreadsheet_formulas_but_keeps_phone_numbers(login, cast
     rows = exported(login(cast["boss"]), q="HYPERLINK")
     assert rows[0]["full_name"] == '\'=HYPERLINK("x")'
     assert rows[0]["phone"] == "+1 650"
+
+
+def test_export_defuses_question_keys_in_the_header_and_look_alike_cells(login, cast):
+    # Question keys come from Meta's form definitions, which the page's editors write.
+    hostile_key = '=HYPERLINK("http://x.test","open")'
+    cast["form_a"].questions = [
+        *cast["form_a"].questions,
+        {"key": hostile_key, "label": "Trap", "type": "CUSTOM"},
+        {"key": "\uff20note", "label": "Full-width at", "type": "CUSTOM"},
+    ]
+    cast["form_a"].save()
+    make_lead(
+        cast["page_a"],
+        cast["form_a"],
+        21,
+        full_name="\n=HYPERLINK(1)",
+        field_data=[
+            {"name": hostile_key, "values": ["\uff1d1+1"]},
+            {"name": "\uff20note", "values": ["\uff0d2+3"]},
+        ],
+    )
+    response = login(cast["boss"]).get("/leads/export.csv", {"q": "HYPERLINK"})
+    body = b"".join(response.streaming_content).decode("utf-8")
+    header = next(csv.reader(io.StringIO(body[1:])))
+    assert header[-4:] == ["'" + hostile_key, "'\uff20note", "other_answers", "disclaimers"]
+    (row,) = exported(login(cast["boss"]), q="HYPERLINK")
+    assert row["full_name"] == "'\n=HYPERLINK(1)"
+    assert row["'" + hostile_key] == "'\uff1d1+1"
+    assert row["'\uff20note"] == "'\uff0d2+3"
