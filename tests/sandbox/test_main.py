@@ -1,4 +1,4 @@
-"""`python -m sandbox` runs the sandbox as its own process."""
+"""`python -m sandbox` runs the sandbox as its own process, without Django."""
 
 from __future__ import annotations
 
@@ -28,3 +28,32 @@ def test_cli_serves_until_terminated() -> None:
         process.terminate()
         assert process.wait(timeout=10) == 0
         process.stdout.close()
+
+
+# Makes `import django` fail, imports every sandbox module but the Django app's own
+# (apps, views, urls, context processors, the management command), and prints what of the
+# project besides the sandbox got imported.
+WITHOUT_DJANGO = """
+import importlib, pkgutil, sys
+sys.modules["django"] = None
+import sandbox, sandbox.__main__, sandbox.demo, sandbox.server
+for module in pkgutil.iter_modules(sandbox.server.__path__):
+    importlib.import_module("sandbox.server." + module.name)
+print(sorted(n for n in sys.modules if n.partition(".")[0] in {"leads", "crm", "capi", "config"}))
+"""
+
+
+def test_the_sandbox_imports_without_django_or_the_apps() -> None:
+    root = Path(__file__).resolve().parents[2]
+
+    result = subprocess.run(  # noqa: S603 - a fixed argv
+        [sys.executable, "-c", WITHOUT_DJANGO],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "[]\n"
