@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from capi import normalize
-from leads.ids import meta_id_number
+from core.ids import meta_id_number
 from leads.lead_data import EMAIL_KEYS, FULL_NAME_KEYS, PHONE_KEYS, ZIP_KEYS, answers
 
 # The hashed keys, in the order Meta's documentation lists them; the admin's coverage
@@ -59,7 +59,7 @@ def build_user_data(lead: LeadLike) -> dict[str, Any]:
     """Never raises: a value that cannot be normalised is left out (normalize.hashed)."""
     found = answers(lead.field_data)
     user_data: dict[str, Any] = {}
-    # The id rule every path applies (leads.ids): what was stored as a lead is sent.
+    # The id rule every path applies (core.ids): what was stored as a lead is sent.
     number = meta_id_number(lead.leadgen_id)
     if number is not None:
         user_data["lead_id"] = number

@@ -19,8 +19,8 @@ from django.db.models.functions import Replace
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.ids import meta_id
 from crm.access import users_sharing_pages, visible_pages
-from leads.ids import meta_id
 from leads.models import Form, Lead, Page, PipelineStage
 
 # (created_time, id) is the index order; every sort ends on id so pages never overlap.

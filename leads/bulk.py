@@ -41,6 +41,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.ids import meta_id
 from leads import dblock, fastjson, fetching, redaction, sql
 from leads.graph import (
     LEAD_FIELDS,
@@ -50,7 +51,6 @@ from leads.graph import (
     ThrottledError,
     TokenError,
 )
-from leads.ids import meta_id
 from leads.ingestion import ensure_forms
 from leads.lead_data import MAX_DEPTH, lead_columns, within_depth
 from leads.models import Form, Lead, Page

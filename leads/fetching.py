@@ -28,10 +28,10 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from core.ids import meta_id
 from leads import crypto, queue
 from leads.crypto import TokenDecryptionError
 from leads.graph import GraphClient, GraphError, RetryableError, ThrottledError, TokenError
-from leads.ids import meta_id
 from leads.ingestion import ensure_forms
 from leads.lead_data import lead_columns, within_depth
 from leads.models import Lead, Page

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from leads.ids import meta_id
+from core.ids import meta_id
 
 # Standard question keys (META.md) whose first answer is copied to a searchable column.
 EMAIL_KEYS = ("email", "work_email")
@@ -142,7 +142,7 @@ def within_depth(columns: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# Id columns copied from the Lead node, by the one id rule (leads.ids): a value that is
+# Id columns copied from the Lead node, by the one id rule (core.ids): a value that is
 # no id is left out of the column (it stays in graph_data), as the webhook leaves it out.
 ID_COLUMNS = ("ad_id", "adset_id", "campaign_id")
 # Text columns copied from the Lead node, with their lengths.

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from core.ids import meta_id
 from leads import fetching
 from leads.graph import GraphClient
-from leads.ids import meta_id
 from leads.ingestion import ensure_pages
 from leads.lead_data import parse_meta_time
 from leads.models import Form, Page

@@ -7,8 +7,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
+from core.ids import meta_id
 from leads import fastjson
-from leads.ids import meta_id
 
 SIGNATURE_PREFIX = b"sha256="
 

@@ -6,15 +6,11 @@ thread inside tests without Django. See :mod:`sandbox.server` for the details.
 
 from __future__ import annotations
 
-from sandbox.server import (
-    ExportOptions,
-    Fault,
-    GraphError,
-    MetaSandbox,
-    RecordedRequest,
-    format_meta_time,
-    parse_meta_time,
-)
+from sandbox.server.core import MetaSandbox
+from sandbox.server.errors import GraphError
+from sandbox.server.export import ExportOptions
+from sandbox.server.faults import Fault
+from sandbox.server.wire import RecordedRequest, format_meta_time, parse_meta_time
 
 __all__ = [
     "ExportOptions",

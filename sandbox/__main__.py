@@ -1,7 +1,7 @@
 """Run the Meta sandbox as its own process: ``python -m sandbox --port 8765``.
 
 Serves until interrupted (Ctrl-C or SIGTERM). Seed data and faults through the control
-API under ``/__sandbox__/``; see :mod:`sandbox.server`.
+API under ``/__sandbox__/``; see :mod:`sandbox.server.control`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from sandbox.server import DEFAULT_API_VERSION, MetaSandbox
+from sandbox.server.core import DEFAULT_API_VERSION, MetaSandbox
 
 
 def build_parser() -> argparse.ArgumentParser:

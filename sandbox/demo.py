@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import random
 import time
 import urllib.error
@@ -21,7 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.server import MetaSandbox
+from sandbox.server.core import MetaSandbox
+from sandbox.server.wire import dump_json
 
 DEMO_PAGE_ID = "104000000000001"
 DEMO_PAGE_NAME = "Leadloop Demo Solar"
@@ -190,8 +190,7 @@ def leadgen_delivery(leads: list[dict[str, Any]], *, page_id: str = DEMO_PAGE_ID
             value |= {"ad_id": int(lead["ad_id"]), "adgroup_id": int(lead["ad_id"])}
         changes.append({"field": "leadgen", "value": value})
     body = {"object": "page", "entry": [{"id": page_id, "time": now, "changes": changes}]}
-    # ensure_ascii escapes non-ASCII as \u00e4; Meta also escapes "/" as "\/".
-    return json.dumps(body, separators=(",", ":")).replace("/", "\\/").encode("ascii")
+    return dump_json(body)
 
 
 def signature(body: bytes, secret: str) -> str:

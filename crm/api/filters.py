@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import Q, QuerySet
 from rest_framework.exceptions import ValidationError
 
-from leads.ids import meta_id
+from core.ids import meta_id
 from leads.models import Lead
 
 
@@ -25,7 +25,7 @@ class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 
 class MetaIdFilter(django_filters.CharFilter):
-    """A Meta id, read by the rule every path stores ids by (`leads.ids`): `007` finds the
+    """A Meta id, read by the rule every path stores ids by (`core.ids`): `007` finds the
     lead stored as `7`, and text that is no id finds nothing."""
 
     def filter(self, qs: QuerySet, value: str) -> QuerySet:

@@ -141,7 +141,7 @@ def test_lead_resource_has_every_documented_field(world):
         ({"search": "Person 1"}, {"90000000000001"}),
         ({"search": "34612345670"}, {"90000000000000"}),
         ({"search": "90000000000002"}, {"90000000000002"}),
-        # Ids are read by the rule they are stored by (leads.ids): leading zeros do not
+        # Ids are read by the rule they are stored by (core.ids): leading zeros do not
         # make another id, and text that is no id finds nothing.
         ({"leadgen_id": "0090000000000001"}, {"90000000000001"}),
         ({"form": "002002"}, {"90000000000002"}),

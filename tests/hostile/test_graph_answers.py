@@ -23,9 +23,9 @@ from django.test import override_settings
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from core.ids import meta_id
 from leads import bulk, fastjson, fetching
 from leads.graph import GraphError
-from leads.ids import meta_id
 from leads.lead_data import MAX_DEPTH, TOO_DEEP, cut_deep
 from leads.models import Form, Lead, Page
 from leads.pages import sync_forms
@@ -256,7 +256,7 @@ LEAD_KEYS = st.sampled_from(
 @example(rows=[{"id": "1", "field_data": None, "custom_disclaimer_responses": None}])
 @example(rows=[{"id": "1", "ad_id": float("inf"), "created_time": -(2**70)}])
 # Found on a fresh clone: an id beyond 64 bits, which the webhook took and the bulk read
-# (orjson reads it as a float) skipped; and the bounds of the one id rule (leads.ids).
+# (orjson reads it as a float) skipped; and the bounds of the one id rule (core.ids).
 @example(rows=[{"id": 18446744073709551616}])
 @example(rows=[{"id": 2**63 - 1}, {"id": 2**63}, {"id": "0" + str(2**63 - 1)}])
 def test_any_json_rows_store_or_skip_and_never_raise(rows):

@@ -1,4 +1,4 @@
-"""One rule for a usable Meta id (leads.ids), and every path that takes an id agrees on it:
+"""One rule for a usable Meta id (core.ids), and every path that takes an id agrees on it:
 the webhook, the bulk read, the lead fetch, the CSV import, the Conversions API's lead_id
 and the sandbox. Found on a fresh clone: the webhook took `18446744073709551616` (2**64)
 while the bulk read, whose JSON parser reads it as a float, skipped it, so the lead the
@@ -14,11 +14,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from capi.user_data import build_user_data
+from core.ids import MAX_META_ID, meta_id, meta_id_number
 from leads import bulk, csv_import, fastjson
-from leads.ids import MAX_META_ID, meta_id, meta_id_number
 from leads.models import Form, Lead, Page
 from leads.webhooks import leadgen_changes, parse_payload
-from sandbox.server import MetaSandbox
+from sandbox import MetaSandbox
 from tests.conftest import change_value, graph_lead, leadgen_body
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.ids import meta_id
 from leads.graph import GraphError, TokenError
-from leads.ids import meta_id
 from leads.pages import connect_page
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.ids import meta_id
 from leads import csv_import
-from leads.ids import meta_id
 
 
 def _unix(value: str) -> int:

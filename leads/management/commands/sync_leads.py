@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.ids import meta_id
 from leads import bulk
-from leads.ids import meta_id
 
 # Without a terminal, a progress line every this many pages (plus one at the end).
 PLAIN_PROGRESS_EVERY = 10

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sandbox.demo import DemoFeed, leadgen_delivery, post_delivery
-from sandbox.server import MetaSandbox
+from sandbox.server.core import MetaSandbox
 
 logger = logging.getLogger("sandbox.feed")
 

@@ -1,0 +1,43 @@
+"""The Meta sandbox answers like the Graph API does, over real HTTP.
+
+The sandbox is standard library only: these tests need neither the database nor settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sandbox import MetaSandbox
+from tests.sandbox.support import FORM, OTHER_PAGE, PAGE, PAGE_TOKEN, SYSTEM_TOKEN, T0
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MetaSandbox]:
+    sandbox = MetaSandbox().start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def _fresh_queue_and_cache() -> Iterator[None]:
+    """Shadow the autouse fixture of tests/conftest.py, which needs Django (and Redis when
+    configured): these tests touch neither, so they must not depend on them."""
+    yield
+
+
+@pytest.fixture
+def sandbox(server: MetaSandbox) -> MetaSandbox:
+    server.reset()
+    server.add_page(PAGE, name="Acme Kitchens", token=PAGE_TOKEN)
+    server.add_page(OTHER_PAGE, name="Someone Else", token="other-page-token")
+    server.add_token(SYSTEM_TOKEN)
+    server.add_form(
+        FORM,
+        page_id=PAGE,
+        name="Kitchen quote",
+        created_time=T0 - 86400,
+        questions=[{"key": "full_name"}, {"key": "email"}, {"key": "phone_number"}],
+    )
+    return server
