@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test fuzz lint bench clean browser-deps
+.PHONY: run test fuzz lint bench clean browser-deps bench-deps
 
 # Reinstall only when a requirements file changed.
 $(VENV)/.installed-run: requirements.txt
@@ -50,7 +50,16 @@ lint: $(VENV)/.installed-dev
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
 
-bench: $(VENV)/.installed-dev
+# bench/webhook drives the server with wrk (Debian's package), as SPEC.md says.
+bench-deps:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing wrk for bench/webhook ..."; \
+	    apt-get update -qq && $(APT_INSTALL) wrk >/dev/null; \
+	  else echo "bench/webhook needs wrk (apt-get install wrk)"; exit 1; fi; \
+	fi
+
+bench: $(VENV)/.installed-dev bench-deps
 	@$(PY) scripts/bench.py $(BENCH_ARGS)
 
 clean:
