@@ -48,6 +48,20 @@ FIXTURES = Path(__file__).parent / "fixtures"
 GRAPH = "https://graph.test/v24.0"
 
 
+def redis_url() -> str:
+    """A Redis server for tests of Redis-backed code: REDIS_URL when the suite runs with it,
+    else the machine's local server (README: one runs on 127.0.0.1:6379), else ""."""
+    if settings.REDIS_URL:
+        return settings.REDIS_URL
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return "redis://127.0.0.1:6379/0"
+    except OSError:
+        return ""
+
+
 def load_fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 import time_machine
-from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+from tests.conftest import redis_url
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -133,7 +134,7 @@ def test_the_token_of_a_deactivated_user_is_answered_like_a_wrong_one(key, clock
         "file",
         pytest.param(
             "redis",
-            marks=pytest.mark.skipif(not django_settings.REDIS_URL, reason="REDIS_URL not set"),
+            marks=pytest.mark.skipif(not redis_url(), reason="no Redis server to test against"),
         ),
     ],
 )
@@ -148,7 +149,7 @@ def test_wrong_tokens_are_counted_in_the_cache_that_production_uses(
         "default": (
             {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                "LOCATION": django_settings.REDIS_URL,
+                "LOCATION": redis_url(),
                 "KEY_PREFIX": prefix,
             }
             if backend == "redis"
