@@ -22,7 +22,7 @@ import requests
 
 from tests.e2e.conftest import ROOT, database_url, free_port, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 CATALOGS = ["es", "fr", "zh_Hans"]
 
