@@ -6,18 +6,33 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test fuzz lint bench clean browser-deps bench-deps
+.PHONY: run test fuzz lint bench clean browser-deps bench-deps lock
 
-# Reinstall only when a requirements file changed.
+# The requirements*.txt files are locks: every package, pinned, with the hashes of its
+# files; pip checks each download against them. Reinstall only when a lock changed.
 $(VENV)/.installed-run: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing dependencies into $(VENV) ..."
-	@$(PIP) install -r requirements.txt
+	@$(PIP) install --require-hashes -r requirements.txt
 	@touch $@
 
 $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed-run
-	@$(PIP) install -r requirements-dev.txt
+	@$(PIP) install --require-hashes -r requirements-dev.txt
 	@touch $@
+
+# `make lock`: the one command that writes the locks, after a change to a requirements*.in
+# file (the top-level pins). uv resolves for Python 3.11 on every platform and keeps each
+# pin the old lock had unless a change needs another; LOCK_ARGS="--upgrade-package NAME"
+# (or "--upgrade") moves pins on purpose. The dev lock is held to the runtime one, so both
+# install the same versions. See docs/deploy.md.
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command "make lock"
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --require-hashes -r requirements-uv.txt
+	$(UV_COMPILE) $(LOCK_ARGS) requirements-uv.in -o requirements-uv.txt
+	$(UV_COMPILE) $(LOCK_ARGS) requirements.in -o requirements.txt
+	$(UV_COMPILE) $(LOCK_ARGS) requirements-dev.in --constraints requirements.txt -o requirements-dev.txt
 
 run: $(VENV)/.installed-run
 	@$(PY) scripts/run.py

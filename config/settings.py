@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "crm",
     "capi",
     "sandbox",
+    # The project itself: `manage.py deploy` and the start-up check of what it builds.
+    "config",
 ]
 
 MIDDLEWARE = [
@@ -163,7 +165,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py deploy` (collectstatic) writes the static files and their manifest,
+# which the web server needs when DEBUG is off. A relative path is from the repository.
+STATIC_ROOT = BASE_DIR / env.str("STATIC_ROOT", default="staticfiles")
 # Serve straight from the apps' static folders in development (no collectstatic needed).
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -18,6 +18,7 @@ from django_q.signing import SignedPackage
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from crm.translations import compile_catalogs
 from leads.models import Page
 from leads.webhooks import sign
 
@@ -64,6 +65,24 @@ def redis_url() -> str:
 
 def load_fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
+
+
+def refresh_translations() -> None:
+    """Compile stale .mo files and drop Django's per-process catalog cache, so a catalog
+    loaded before compiling (empty) is not kept."""
+    if compile_catalogs():
+        from django.utils.translation import trans_real
+
+        trans_real._translations = {}
+        trans_real._default = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_translations() -> None:
+    """The catalogs compiled once per run, as `manage.py deploy` does: pages rendered in the
+    tests read them, and a web server a test starts with DEBUG off refuses to boot without
+    them (config/build.py)."""
+    refresh_translations()
 
 
 @pytest.fixture(autouse=True)

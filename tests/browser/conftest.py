@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.crm.conftest import refresh_translations
 from tests.e2e.conftest import ROOT, meta, stack  # noqa: F401 - fixtures reused here
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -28,12 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _compiled_translations() -> None:
-    # The web server the test starts reads the .mo files when it boots.
-    refresh_translations()
 
 
 @pytest.fixture(scope="module")

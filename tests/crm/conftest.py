@@ -1,4 +1,4 @@
-"""Fixtures of the sales UI tests: compiled translations and a named cast.
+"""Fixtures of the sales UI tests: a named cast.
 
 The cast: `boss` (superuser), `ana` (salesperson granted page A), `bob` (salesperson
 granted nothing); page A has a form with questions and two staged leads, page B one.
@@ -15,7 +15,6 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from crm.models import PageAccess
-from crm.translations import compile_catalogs
 from leads.models import Form, Lead, Page, PipelineStage
 from leads.pipeline import enter_pipeline_many
 from tests.conftest import load_fixture
@@ -29,21 +28,6 @@ QUESTIONS = [
     {"key": "phone_number", "label": "Phone", "type": "PHONE"},
     {"key": "zip_code", "label": "ZIP", "type": "ZIP"},
 ]
-
-
-def refresh_translations() -> None:
-    """Compile stale .mo files and drop Django's per-process catalog cache, so a catalog
-    loaded before compiling (empty) is not kept."""
-    if compile_catalogs():
-        from django.utils.translation import trans_real
-
-        trans_real._translations = {}
-        trans_real._default = None
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _compiled_translations() -> None:
-    refresh_translations()
 
 
 def make_lead(page: Page | None, form: Form | None, n: int, **fields: Any) -> Lead:

@@ -15,8 +15,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--force", action="store_true", help="Rewrite every .mo file.")
 
-    def handle(self, *args: Any, force: bool = False, **options: Any) -> None:
+    def handle(self, *args: Any, force: bool = False, verbosity: int = 1, **options: Any) -> None:
         written = compile_catalogs(force=force)
+        if not verbosity:
+            return
         for path in written:
             self.stdout.write(f"Compiled {path}")
         if not written:
