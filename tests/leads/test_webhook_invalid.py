@@ -18,8 +18,7 @@ from leads import throttle
 from leads.ingestion import INVALID_BODY_KEPT_BYTES
 from leads.models import Lead, WebhookDelivery
 from leads.webhooks import sign
-from tests.conftest import change_value, leadgen_body, queue_size
-from tests.crm.conftest import refresh_translations
+from tests.conftest import change_value, leadgen_body, queue_size, refresh_translations
 
 pytestmark = pytest.mark.django_db
 

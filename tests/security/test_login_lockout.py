@@ -13,7 +13,7 @@ from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tests.crm.conftest import refresh_translations
+from tests.conftest import refresh_translations
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
