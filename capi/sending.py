@@ -240,7 +240,7 @@ class _Run:
                 # refuses: pausing would stop the configured dataset for nothing. They fail
                 # visibly instead (an admin can retry them).
                 record(Outcome.REJECTED, error=exc)
-                self.summary.failed += settle.end(
+                self.summary.failed += settle.refuse(
                     self.claim_token,
                     batch,
                     status=Status.FAILED,
@@ -292,7 +292,7 @@ class _Run:
         self.summary.expired += int(expired)
         self.summary.failed += int(not expired)
         logger.warning("Conversion event %s refused by Meta: %s", batch[0].event_id, describe(exc))
-        settle.end(
+        settle.refuse(
             self.claim_token,
             batch,
             status=Status.EXPIRED if expired else Status.FAILED,

@@ -141,7 +141,7 @@ def count_post(claim_token: str, batch: Sequence[ConversionEvent]) -> None:
     ours(claim_token, batch).update(attempts=F("attempts") + 1, updated_at=timezone.now())
 
 
-def end(claim_token: str, batch: Sequence[ConversionEvent], *, status: str, message: str) -> int:
+def refuse(claim_token: str, batch: Sequence[ConversionEvent], *, status: str, message: str) -> int:
     """Failed (or expired) for good after a POST: Meta refused these events."""
     return ours(claim_token, batch).update(
         **_ended(
