@@ -2,7 +2,7 @@
 sender's state.
 
 An event row is written in the stage-change transaction (capi.outbox) and moves on only
-through conditional UPDATEs in capi.sending:
+through conditional UPDATEs of the sender (capi.claims, capi.settle; capi.sending runs them):
 
     pending ──claim──▶ sending ──▶ sent       (final: a database trigger refuses any change)
        ▲                  │ ──▶ failed        (Meta rejected this event, or attempts ran out;
@@ -76,7 +76,7 @@ class ConversionEvent(models.Model):
     event_name = models.CharField(_("event name"), max_length=100)
     event_time = models.DateTimeField(_("event time"))
     # Hashed customer information plus the unhashed lead_id; never raw personal data.
-    # Null until the sender first claims the event (capi.sending.claim): hashing is CPU
+    # Null until the sender first claims the event (capi.claims.claim): hashing is CPU
     # work that must not run inside the stage change's transaction.
     user_data = models.JSONField(_("user data (hashed)"), null=True, blank=True, default=None)
     # Set when first claimed for sending; retries go to the same dataset.

@@ -11,13 +11,14 @@ event goes with the rest. None of them raises, whatever the input (property-test
 each is idempotent: normalising its own output gives the same output.
 
 A value that already is a SHA-256 (64 hex digits) is passed through, lowercased.
+
+This module has one normaliser a key, and the hashing. How text is folded first is
+capi.folding's; the names and codes of countries and US states are capi.places'.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import gettext
 import hashlib
 import logging
 import re
@@ -25,7 +26,9 @@ import unicodedata
 from collections.abc import Callable
 
 import phonenumbers
-import pycountry
+
+from capi import places
+from capi.folding import as_text, compact, country_key
 
 logger = logging.getLogger(__name__)
 
@@ -40,27 +43,6 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _text(value: object) -> str:
-    """NFC text, trimmed. NFC so that `é` typed as e + combining accent hashes like `é`."""
-    if not isinstance(value, str):
-        return ""
-    return unicodedata.normalize("NFC", value).strip()
-
-
-def _letters_only(text: str, *, keep_spaces: bool) -> str:
-    """Lowercase, without punctuation, symbols, digits or control characters. UTF-8 letters
-    (and their combining marks) stay: Meta hashes `valéry`, not `valery`."""
-    kept: list[str] = []
-    for char in text.lower():
-        if unicodedata.category(char)[0] in "LM":
-            kept.append(char)
-        elif keep_spaces and char.isspace():
-            kept.append(" ")
-    # Runs of spaces collapse to one, so `Mary  Ann` and `Mary Ann` hash alike. NFC again:
-    # dropping a character can leave combining marks that compose (or reorder) anew.
-    return " ".join(unicodedata.normalize("NFC", "".join(kept)).split())
-
-
 # --- em -------------------------------------------------------------------------------------
 
 # One @, something on each side, a dot in the domain, no spaces. Deliberately not RFC 5322:
@@ -69,7 +51,7 @@ EMAIL_RE = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
 
 def email(value: object) -> str | None:
-    text = _text(value).lower()
+    text = as_text(value).lower()
     if text.startswith("mailto:"):
         text = text[len("mailto:") :]
     return text if EMAIL_RE.fullmatch(text) else None
@@ -102,7 +84,7 @@ def phone(value: object, *, region: str | None = None) -> str | None:
     numbers typed without a country code. Only numbers phonenumbers considers valid are
     kept: hashing a typo can never match anyone.
     """
-    text = _text(value)
+    text = as_text(value)
     if text[:2].lower() == "p:":  # Meta's lead exports prefix phones with `p:`
         text = text[2:].strip()
     if not text or len(text) > 40 or not PHONE_ALLOWED_RE.fullmatch(text):
@@ -141,7 +123,7 @@ def name(value: object) -> str | None:
     go (no name Meta holds has one). A value with no letter is no name: None."""
     kept = [
         char
-        for char in _text(value).lower()
+        for char in as_text(value).lower()
         if unicodedata.category(char)[0] in "LM" or unicodedata.category(char) == "Nd"
     ]
     # NFC again: dropping a character can leave combining marks that compose anew.
@@ -152,7 +134,7 @@ def name(value: object) -> str | None:
 def split_full_name(value: object) -> tuple[str | None, str | None]:
     """`Jürgen Müller` -> (`jürgen`, `müller`); one word is a first name only. Middle names
     are dropped: Meta matches first and last names separately."""
-    words = [word for word in map(name, _text(value).split()) if word]
+    words = [word for word in map(name, as_text(value).split()) if word]
     if not words:
         return None, None
     if len(words) == 1:
@@ -162,71 +144,7 @@ def split_full_name(value: object) -> tuple[str | None, str | None]:
 
 def city(value: object) -> str | None:
     """Lowercase, no punctuation, no spaces: `New York` -> `newyork`."""
-    return _letters_only(_text(value), keep_spaces=False) or None
-
-
-# Names pycountry does not give, keyed as `_compact` writes them.
-US_STATE_ALIASES: dict[str, str] = {
-    "washingtondc": "dc",
-    "virginislands": "vi",
-    "usvirginislands": "vi",
-}
-# The traditional abbreviations with a period (US Government Publishing Office Style
-# Manual, AP Stylebook) and their common variants, keyed without the period: `Calif.`,
-# `Fla.`, `Mass.`, `Penn.`. Two-letter ones (`Pa.`, `Ga.`, `N.Y.`) are codes already.
-US_STATE_ABBREVIATIONS: dict[str, str] = {
-    **dict.fromkeys(["ala"], "al"),
-    **dict.fromkeys(["alas"], "ak"),
-    **dict.fromkeys(["ariz"], "az"),
-    **dict.fromkeys(["ark"], "ar"),
-    **dict.fromkeys(["cal", "calif"], "ca"),
-    **dict.fromkeys(["colo", "col"], "co"),
-    **dict.fromkeys(["conn"], "ct"),
-    **dict.fromkeys(["del"], "de"),
-    **dict.fromkeys(["fla"], "fl"),
-    **dict.fromkeys(["ill"], "il"),
-    **dict.fromkeys(["ind"], "in"),
-    **dict.fromkeys(["kan", "kans"], "ks"),
-    **dict.fromkeys(["mass"], "ma"),
-    **dict.fromkeys(["mich"], "mi"),
-    **dict.fromkeys(["minn"], "mn"),
-    **dict.fromkeys(["miss"], "ms"),
-    **dict.fromkeys(["mont"], "mt"),
-    **dict.fromkeys(["neb", "nebr"], "ne"),
-    **dict.fromkeys(["nev"], "nv"),
-    **dict.fromkeys(["nmex", "nmexico"], "nm"),
-    **dict.fromkeys(["ndak"], "nd"),
-    **dict.fromkeys(["okla"], "ok"),
-    **dict.fromkeys(["ore", "oreg"], "or"),
-    **dict.fromkeys(["penn", "penna"], "pa"),
-    **dict.fromkeys(["sdak"], "sd"),
-    **dict.fromkeys(["tenn"], "tn"),
-    **dict.fromkeys(["tex"], "tx"),
-    **dict.fromkeys(["wash"], "wa"),
-    **dict.fromkeys(["wva"], "wv"),
-    **dict.fromkeys(["wis", "wisc"], "wi"),
-    **dict.fromkeys(["wyo"], "wy"),
-}
-
-
-def _compact(text: str) -> str:
-    return _letters_only(text, keep_spaces=False)
-
-
-@functools.cache
-def us_states() -> dict[str, str]:
-    """US state, district and territory names (pycountry's ISO 3166-2 subdivisions) and
-    the abbreviations above, to two-letter codes; built once, on first use."""
-    names = {
-        _compact(subdivision.name): subdivision.code.split("-")[1].lower()
-        for subdivision in pycountry.subdivisions.get(country_code="US")
-    }
-    return {**names, **US_STATE_ALIASES, **US_STATE_ABBREVIATIONS}
-
-
-@functools.cache
-def us_state_codes() -> frozenset[str]:
-    return frozenset(us_states().values())
+    return compact(as_text(value)) or None
 
 
 def state(value: object, *, country: str | None = None) -> str | None:
@@ -237,20 +155,20 @@ def state(value: object, *, country: str | None = None) -> str | None:
     With the country unknown, a US state name or code is taken as one: the form's state
     question is a US question far more often than not.
     """
-    compact = _compact(_text(value))
-    if not compact:
+    letters = compact(as_text(value))
+    if not letters:
         return None
     if country in (None, "us"):
         # US names are ASCII: `Califórnia` (Portuguese) is California, as in capi-param-
         # builder; a name elsewhere keeps its accents (Meta: UTF-8).
-        folded = _country_key(compact)
-        if folded in us_state_codes():
+        folded = country_key(letters)
+        if folded in places.us_state_codes():
             return folded
-        if folded in us_states():
-            return us_states()[folded]
+        if folded in places.us_states():
+            return places.us_states()[folded]
         if country == "us":
             return None  # not a US state: Meta could never match it
-    return compact
+    return letters
 
 
 # --- zp -------------------------------------------------------------------------------------
@@ -262,7 +180,7 @@ UK_POSTCODE_RE = re.compile(r"([a-z]{1,2}\d[a-z\d]?)(\d)[a-z]{2}")
 def zip_code(value: object, *, country: str | None = None) -> str | None:
     """Lowercase, no spaces or dashes. US: the first 5 digits (`94035-1234` -> `94035`).
     UK: area, district and sector (`SW1A 1AA` -> `sw1a1`), as Meta asks."""
-    text = _text(value).lower()
+    text = as_text(value).lower()
     if text.startswith("z:"):  # Meta's lead exports prefix zip codes with `z:`
         text = text[2:]
     compact = re.sub(r"[\s\-]", "", text)
@@ -281,109 +199,17 @@ def zip_code(value: object, *, country: str | None = None) -> str | None:
 
 # --- country --------------------------------------------------------------------------------
 
-# The languages of the seeds besides English: pycountry's gettext catalogs (iso3166-1).
-COUNTRY_NAME_LANGUAGES = ("es", "fr", "zh_CN", "zh_TW", "zh_HK")
-# What people type that pycountry does not hold (former, short, local and constituent
-# names; "UK" is not ISO but is what people write), keyed as `_country_key` writes them.
-COUNTRY_ALIASES: dict[str, str] = {
-    **dict.fromkeys(["uk", "greatbritain", "england", "scotland", "wales"], "gb"),
-    **dict.fromkeys(["northernireland", "britain"], "gb"),
-    **dict.fromkeys(["america", "unitedstatesamerica"], "us"),
-    **dict.fromkeys(["uae", "emirates"], "ae"),
-    "russia": "ru",
-    "ivorycoast": "ci",
-    "turkey": "tr",
-    "holland": "nl",
-    "vatican": "va",
-    "vaticancity": "va",
-    "palestine": "ps",
-    "macedonia": "mk",
-    "macedoniatheformeryugoslavrepublicof": "mk",
-    "swaziland": "sz",
-    "capeverde": "cv",
-    "burma": "mm",
-    "easttimor": "tl",
-    "brunei": "bn",
-    "micronesia": "fm",
-    "democraticrepublicofthecongo": "cd",
-    "drcongo": "cd",
-    "korea": "kr",
-    "republicofkorea": "kr",
-    # Local names of the countries leads come from most often (our choice).
-    "deutschland": "de",
-    "osterreich": "at",
-    "schweiz": "ch",
-    "svizzera": "ch",
-    "nederland": "nl",
-    "belgie": "be",
-    "polska": "pl",
-    "zhongguo": "cn",
-    "nippon": "jp",
-    "nihon": "jp",
-    "sverige": "se",
-    "norge": "no",
-    "danmark": "dk",
-    "suomi": "fi",
-    "hellas": "gr",
-    "ellada": "gr",
-    "espanya": "es",
-}
-
-
-def _country_key(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if unicodedata.category(c)[0] in "LN" and c.isalnum())
-
-
-@functools.cache
-def iso_alpha2() -> frozenset[str]:
-    """ISO 3166-1 alpha-2 codes (pycountry), and the few more phonenumbers uses as regions
-    (XK Kosovo, AC Ascension, TA Tristan da Cunha): a lead's country is also its phone's
-    region."""
-    codes = {country.alpha_2.lower() for country in pycountry.countries}
-    codes |= {code.lower() for code in phonenumbers.SUPPORTED_REGIONS if code.isalpha()}
-    return frozenset(codes)
-
-
-@functools.cache
-def country_names() -> dict[str, str]:
-    """Every country's English names (name, official and common name) and alpha-3 code,
-    then its names in Spanish, French and Chinese, to its alpha-2 code; built once, on
-    first use. A name two countries share in a translation is left out (ambiguous)."""
-    english: dict[str, str] = {}
-    for entry in pycountry.countries:
-        code = entry.alpha_2.lower()
-        english[_country_key(entry.alpha_3)] = code
-        for attribute in ("name", "official_name", "common_name"):
-            if text := getattr(entry, attribute, None):
-                english.setdefault(_country_key(text), code)
-    translated: dict[str, set[str]] = {}
-    for language in COUNTRY_NAME_LANGUAGES:
-        catalog = gettext.translation(
-            "iso3166-1", pycountry.LOCALES_DIR, languages=[language], fallback=True
-        )
-        for entry in pycountry.countries:
-            for attribute in ("name", "official_name", "common_name"):
-                if text := getattr(entry, attribute, None):
-                    key = _country_key(catalog.gettext(text))
-                    translated.setdefault(key, set()).add(entry.alpha_2.lower())
-    names = {key: codes.pop() for key, codes in translated.items() if len(codes) == 1}
-    names.update(english)  # English names win over a translation that reads the same
-    names.update(COUNTRY_ALIASES)
-    names.pop("", None)
-    return names
-
 
 def country(value: object) -> str | None:
     """ISO 3166-1 alpha-2, lowercase, from a code, an alpha-3 code or any country's name
     in English, Spanish, French or Chinese: `United States`, `USA`, `us` -> `us`;
     `España` -> `es`; `Côte d'Ivoire`, `Costa de Marfil` -> `ci`; `中国` -> `cn`."""
-    key = _country_key(_text(value))
+    key = country_key(as_text(value))
     if not key:
         return None
-    if len(key) == 2 and key in iso_alpha2():
+    if len(key) == 2 and key in places.iso_alpha2():
         return key
-    return country_names().get(key)
+    return places.country_names().get(key)
 
 
 # --- db -------------------------------------------------------------------------------------
@@ -437,7 +263,7 @@ def date_of_birth(value: object) -> str | None:
     (Meta's US default, and what Meta's own forms send) unless it cannot be a month
     (`16/02/1997`). Dots are the European day-first order. Two-digit years are refused.
     """
-    text = _text(value).lower()
+    text = as_text(value).lower()
     if not text or len(text) > 40:
         return None
     if match := _COMPACT_DATE_RE.fullmatch(text):
@@ -481,7 +307,7 @@ GENDERS: dict[str, str] = {
 
 def gender(value: object) -> str | None:
     """`f` or `m`; any other answer (non-binary, prefer not to say) is left out."""
-    return GENDERS.get(_letters_only(_text(value), keep_spaces=False))
+    return GENDERS.get(compact(as_text(value)))
 
 
 # --- hashing --------------------------------------------------------------------------------
@@ -491,7 +317,7 @@ Normaliser = Callable[[object], str | None]
 
 def hashed(value: object, normaliser: Normaliser) -> str | None:
     """The SHA-256 of the normalised value; a SHA-256 given as input is passed through."""
-    text = _text(value)
+    text = as_text(value)
     if is_sha256(text):
         return text.lower()
     try:

@@ -19,7 +19,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from capi import lease, sending, tasks
+from capi import batching, lease, sending, tasks
 from capi.models import ConversionEvent, SenderState
 from leads.models import Lead, PipelineStage, StageChange
 from leads.pipeline import enter_pipeline, move_stage
@@ -79,7 +79,7 @@ def committed(django_capture_on_commit_callbacks) -> Callable[[Callable[[], obje
 def clock(monkeypatch, settings) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(timezone, "now", fake.now)
-    monkeypatch.setattr(sending, "_sleep", fake.sleep)
+    monkeypatch.setattr(batching, "_sleep", fake.sleep)
     settings.CAPI_BATCH_WINDOW = WINDOW
     settings.CAPI_BATCH_QUIET = 0.0  # the window alone; the quiet rule's tests set it
     return fake
@@ -396,7 +396,7 @@ def test_two_concurrent_senders_only_one_claims_and_the_other_ends_quickly(
             b_is_done.wait(timeout=20)
         time.sleep(seconds)
 
-    monkeypatch.setattr(sending, "_sleep", sleep)
+    monkeypatch.setattr(batching, "_sleep", sleep)
 
     def run(name: str) -> None:
         started = time.monotonic()
