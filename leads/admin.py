@@ -51,6 +51,7 @@ from leads import csv_import, fastjson, fetching, queue, throttle, visibility
 from leads.export import answer_pairs, disclaimer_pairs, lead_csv_lines
 from leads.graph import GraphError
 from leads.ingestion import NotReprocessable, reprocess_delivery
+from leads.lead_data import AD_COLUMNS, CONTACT_COLUMNS
 from leads.models import Form, Lead, Page, PipelineStage, StageChange, WebhookDelivery
 from leads.pages import connect_page
 from leads.pipeline import move_stage
@@ -625,7 +626,7 @@ class LeadAdmin(PageScopedAdmin):
         "source",
     ]
     list_select_related = ["page", "form", "stage"]
-    search_fields = ["=leadgen_id", "email", "phone", "full_name"]
+    search_fields = ["=leadgen_id", *CONTACT_COLUMNS]
     paginator = CappedCountPaginator
     show_full_result_count = False
     fieldsets = [
@@ -647,23 +648,7 @@ class LeadAdmin(PageScopedAdmin):
             },
         ),
         (_("Answers"), {"fields": ["answers_table", "disclaimers_table"]}),
-        (
-            _("Ad"),
-            {
-                "fields": [
-                    "ad_id",
-                    "ad_name",
-                    "adset_id",
-                    "adset_name",
-                    "campaign_id",
-                    "campaign_name",
-                    "is_organic",
-                    "platform",
-                    "partner_name",
-                    "retailer_item_id",
-                ]
-            },
-        ),
+        (_("Ad"), {"fields": list(AD_COLUMNS)}),
         (
             _("Fetch"),
             {

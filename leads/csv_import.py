@@ -44,11 +44,19 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.ids import meta_id
-from leads import fetching
+from core.meta import AD_IDS, EXPORT_COLUMNS
+from leads import fetching, lead_data
 from leads.bulk import whole_page_statements
 from leads.graph import TOKEN_CODES, redirect_refusal, send
 from leads.ingestion import ensure_forms
-from leads.lead_data import PHONE_KEYS, ZIP_KEYS, lead_columns, parse_bool, parse_meta_time
+from leads.lead_data import (
+    LEAD_COLUMNS,
+    PHONE_KEYS,
+    ZIP_KEYS,
+    lead_columns,
+    parse_bool,
+    parse_meta_time,
+)
 from leads.models import Form, Lead, Page
 from leads.pipeline import enter_pipeline_many
 from leads.redaction import redact
@@ -65,25 +73,16 @@ MAX_BYTES = 200 * 1024 * 1024
 EXPORT_PATH = "/ads/lead_gen/export_csv/"
 
 # Standard columns that hold an id (Meta writes them `l:…`, `ag:…`, `as:…`, `c:…`, `f:…`).
-ID_COLUMNS = ("id", "ad_id", "adset_id", "campaign_id", "form_id")
-TEXT_COLUMNS = {
-    "ad_name": 255,
-    "adset_name": 255,
-    "campaign_name": 255,
-    "platform": 32,
-    "partner_name": 255,
-    "retailer_item_id": 255,
-}
+ID_COLUMNS = ("id", *AD_IDS, "form_id")
+# Lead fields a column of the same name takes as it is (lead_columns cuts it to length).
+TEXT_COLUMNS = tuple(name for name, _ in lead_data.TEXT_COLUMNS)
 # Columns of an export that are about the lead, not answers to the form's questions. Kept
 # with the lead (graph_data["export_row"]) but never turned into field_data: `lead_status`
 # is the stage in Meta's Leads Center, the rest are Leads Center extras seen in exports.
 NOT_QUESTIONS = frozenset(
     {
-        *ID_COLUMNS,
+        *EXPORT_COLUMNS,
         *TEXT_COLUMNS,
-        "created_time",
-        "form_name",
-        "is_organic",
         "lead_status",
         "inbox_url",
         "is_qualified",
@@ -114,25 +113,11 @@ VALUE_KINDS: dict[str, Callable[[str], object]] = {
 # a phone whatever its question (custom questions can ask for one).
 QUESTION_KINDS = {**dict.fromkeys(PHONE_KEYS, "phone"), **dict.fromkeys(ZIP_KEYS, "zip")}
 # Columns a CSV row may write on a lead; compared to decide between updated and unchanged.
+# An export has no disclaimers: a lead keeps the ones it has.
 CSV_FIELDS = (
     "page",
     "form",
-    "created_time",
-    "ad_id",
-    "ad_name",
-    "adset_id",
-    "adset_name",
-    "campaign_id",
-    "campaign_name",
-    "is_organic",
-    "platform",
-    "partner_name",
-    "retailer_item_id",
-    "field_data",
-    "graph_data",
-    "email",
-    "phone",
-    "full_name",
+    *(name for name in LEAD_COLUMNS if name != "custom_disclaimer_responses"),
 )
 COMPLETION_FIELDS = ("fetch_status", "fetch_error", "fetch_after", "updated_at")
 
