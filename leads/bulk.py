@@ -42,9 +42,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.ids import meta_id
+from core.meta import LEAD_FIELDS
 from leads import dblock, fastjson, fetching, redaction, sql
 from leads.graph import (
-    LEAD_FIELDS,
     GraphClient,
     GraphError,
     RetryableError,
@@ -52,7 +52,7 @@ from leads.graph import (
     TokenError,
 )
 from leads.ingestion import ensure_forms
-from leads.lead_data import MAX_DEPTH, lead_columns, within_depth
+from leads.lead_data import LEAD_COLUMNS, MAX_DEPTH, lead_columns, within_depth
 from leads.models import Form, Lead, Page
 from leads.pages import sync_forms
 from leads.pipeline import Entry, record_entries, stage_waiting_leads
@@ -82,23 +82,7 @@ INCOMPLETE = (Status.PENDING, Status.FETCHING, Status.FAILED, Status.PARKED)
 COMPLETION_FIELDS = (
     "page",
     "form",
-    "created_time",
-    "ad_id",
-    "ad_name",
-    "adset_id",
-    "adset_name",
-    "campaign_id",
-    "campaign_name",
-    "is_organic",
-    "platform",
-    "partner_name",
-    "retailer_item_id",
-    "field_data",
-    "custom_disclaimer_responses",
-    "graph_data",
-    "email",
-    "phone",
-    "full_name",
+    *LEAD_COLUMNS,
     "fetch_status",
     "fetch_error",
     "fetch_after",

@@ -1,18 +1,29 @@
 """CSV export of leads, streamed: 100,000 leads never sit in memory, and the first bytes
-leave before the last row is read. `csv_cell` and `Echo` are shared with the sales UI's
-export (crm), which adds a column per question."""
+leave before the last row is read.
+
+One writer, `csv_lines`, for both exports; each names its columns. The admin's
+(`lead_csv_lines`) keeps every answer in one `key: values` cell; the sales UI's (crm.export)
+uses the REST API's field names and has a column per question. A column of a lead's own
+values is named as in `CELLS`; every cell, header or value, is defused by `csv_cell`.
+"""
 
 from __future__ import annotations
 
 import csv
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from django.db.models import QuerySet
 
+from core.meta import AD_FIELDS
+from leads.lead_data import AD_COLUMNS, CONTACT_COLUMNS
 from leads.models import Lead
+
+CHUNK = 2000
 
 # CSV injection: a cell whose first character a spreadsheet may read as the start of a
 # formula (= + - @), or a control character that hides what follows (tab, CR, LF), is
@@ -24,30 +35,79 @@ _FORMULA_START = frozenset("=@")
 _SIGN_START = frozenset("+-")
 _CONTROL_START = frozenset("\t\r\n")
 _NUMBER_AFTER_SIGN = re.compile(r"[\d\s().]+")
-EXPORT_COLUMNS = [
-    "id",
-    "leadgen_id",
-    "created_time",
-    "full_name",
-    "email",
-    "phone",
-    "stage",
+
+Cell = Callable[[Lead], Any]
+
+# What a column of a lead's own values holds, by the column's name: the model field's name,
+# and for a related row the API's name for it (`page` is the page's Meta id).
+CELLS: dict[str, Cell] = {
+    "id": attrgetter("pk"),
+    "stage": lambda lead: lead.stage.slug if lead.stage else "",
+    "page": lambda lead: lead.page.page_id if lead.page else "",
+    "page_name": lambda lead: lead.page.name if lead.page else "",
+    "form": lambda lead: lead.form.form_id if lead.form else "",
+    "form_name": lambda lead: lead.form.name if lead.form else "",
+    **{
+        name: attrgetter(name)
+        for name in ("leadgen_id", "created_time", *AD_COLUMNS, *CONTACT_COLUMNS)
+    },
+    "source": attrgetter("source"),
+    "fetch_status": attrgetter("fetch_status"),
+}
+# Both exports start with who the lead is and where it stands.
+FIRST_COLUMNS = ("id", "leadgen_id", "created_time", "full_name", "email", "phone", "stage")
+# The admin's export: its lead columns, then `answers` and `disclaimers`.
+EXPORT_COLUMNS = (
+    *FIRST_COLUMNS,
     "page",
     "form",
     "form_name",
-    "ad_id",
-    "ad_name",
-    "adset_id",
-    "adset_name",
-    "campaign_id",
-    "campaign_name",
+    *AD_FIELDS,
     "platform",
     "is_organic",
     "source",
     "fetch_status",
-    "answers",
-    "disclaimers",
-]
+)
+# The related rows the cells of CELLS read.
+RELATED = ("page", "form", "stage")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Adjacent columns of an export: their headers, and a lead's cells under them."""
+
+    headers: Sequence[str]
+    cells: Callable[[Lead], Sequence[Any]]
+
+
+def named_columns(names: Sequence[str], *, own: Mapping[str, Cell] | None = None) -> Columns:
+    """The columns `names`, each holding what CELLS says, or `own` for the names it has."""
+    getters = [(own or {}).get(name) or CELLS[name] for name in names]
+    return Columns(tuple(names), lambda lead: [get(lead) for get in getters])
+
+
+def csv_lines(
+    leads: QuerySet[Lead], *, columns: Sequence[Columns], related: Iterable[str] = RELATED
+) -> Iterator[str]:
+    """CSV lines (BOM first, so spreadsheets read UTF-8) of `columns` for each of `leads`,
+    read in chunks so 100,000 leads never sit in memory. `related` are the rows joined to
+    each lead (select_related); `graph_data`, which no column shows, is not read."""
+    writer = csv.writer(Echo())
+    header = [name for group in columns for name in group.headers]
+    yield "\ufeff" + writer.writerow([csv_cell(name) for name in header])
+    rows = leads.select_related(*related).defer("graph_data").iterator(chunk_size=CHUNK)
+    for lead in rows:
+        yield writer.writerow([csv_cell(value) for group in columns for value in group.cells(lead)])
+
+
+def answers_text(pairs: Iterable[tuple[str, Iterable[str]]]) -> str:
+    """Answers in one cell: `key: value, value; key: value`."""
+    return "; ".join(f"{key}: {', '.join(values)}" for key, values in pairs)
+
+
+def disclaimers_text(pairs: Iterable[tuple[str, bool]]) -> str:
+    """Disclaimers in one cell: `key=checked; key=unchecked`."""
+    return "; ".join(f"{key}={'checked' if checked else 'unchecked'}" for key, checked in pairs)
 
 
 class Echo:
@@ -102,45 +162,13 @@ def disclaimer_pairs(responses: Any) -> list[tuple[str, bool]]:
 
 
 def lead_csv_lines(leads: QuerySet[Lead]) -> Iterator[str]:
-    """CSV lines (BOM first, so spreadsheets read UTF-8) for `leads`, read in chunks so
-    100,000 leads never sit in memory. The sales UI's export (crm) has a column per
-    question; this one keeps every answer in one `key: values` cell."""
-    writer = csv.writer(Echo())
-    yield "\ufeff" + writer.writerow([csv_cell(name) for name in EXPORT_COLUMNS])
-    rows = (
-        leads.defer(None)
-        .select_related("page", "form", "stage")
-        .defer("graph_data")
-        .iterator(chunk_size=2000)
+    """The admin's export of `leads`: every answer in one `key: values` cell."""
+    answers = Columns(
+        ("answers", "disclaimers"),
+        lambda lead: [
+            answers_text(answer_pairs(lead.field_data)),
+            disclaimers_text(disclaimer_pairs(lead.custom_disclaimer_responses)),
+        ],
     )
-    for lead in rows:
-        answers = "; ".join(f"{k}: {', '.join(v)}" for k, v in answer_pairs(lead.field_data))
-        disclaimers = "; ".join(
-            f"{key}={'checked' if checked else 'unchecked'}"
-            for key, checked in disclaimer_pairs(lead.custom_disclaimer_responses)
-        )
-        values = [
-            lead.pk,
-            lead.leadgen_id,
-            lead.created_time,
-            lead.full_name,
-            lead.email,
-            lead.phone,
-            lead.stage.slug if lead.stage else "",
-            lead.page.page_id if lead.page else "",
-            lead.form.form_id if lead.form else "",
-            lead.form.name if lead.form else "",
-            lead.ad_id,
-            lead.ad_name,
-            lead.adset_id,
-            lead.adset_name,
-            lead.campaign_id,
-            lead.campaign_name,
-            lead.platform,
-            lead.is_organic,
-            lead.source,
-            lead.fetch_status,
-            answers,
-            disclaimers,
-        ]
-        yield writer.writerow([csv_cell(value) for value in values])
+    # defer(None): the changelist's queryset leaves out the JSON columns the answers are.
+    yield from csv_lines(leads.defer(None), columns=[named_columns(EXPORT_COLUMNS), answers])

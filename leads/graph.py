@@ -34,32 +34,12 @@ from django.core.cache import cache
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from core.meta import LEAD_FIELDS
 from leads import fastjson
 from leads.redaction import appsecret_proof, redact
 
 logger = logging.getLogger("leads.graph")
 
-LEAD_FIELDS: tuple[str, ...] = (
-    "id",
-    "created_time",
-    "ad_id",
-    "ad_name",
-    "adset_id",
-    "adset_name",
-    "campaign_id",
-    "campaign_name",
-    "form_id",
-    "field_data",
-    "custom_disclaimer_responses",
-    "is_organic",
-    "platform",
-    "partner_name",
-    "retailer_item_id",
-    "home_listing",
-    "vehicle",
-    "post",
-    "post_submission_check_result",
-)
 FORM_FIELDS: tuple[str, ...] = ("id", "name", "status", "locale", "created_time", "questions")
 
 TOKEN_CODES = frozenset({190, 102})

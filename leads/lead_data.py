@@ -1,4 +1,7 @@
-"""Mapping Meta's Lead node onto our columns. Shared by webhook fetch, bulk read and import."""
+"""Mapping Meta's Lead node onto our columns. Shared by webhook fetch, bulk read and import.
+
+Leadloop's lead columns are named after the Lead node's fields (`core.meta`) where they hold
+the same thing; the lists below say which columns a lead read from Meta has."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import datetime as dt
 from typing import Any
 
 from core.ids import meta_id
+from core.meta import AD_FIELDS, AD_IDS
+from leads.models import Lead
 
 # Standard question keys (META.md) whose first answer is copied to a searchable column.
 EMAIL_KEYS = ("email", "work_email")
@@ -97,9 +102,15 @@ def contact_columns(field_data: Any) -> dict[str, str]:
     }
 
 
+# Lead fields copied to a column of the same name: where the lead came from.
+AD_COLUMNS = (*AD_FIELDS, "is_organic", "platform", "partner_name", "retailer_item_id")
 # Lead fields kept as sent in a column of their own, so not again in `graph_data`.
 OWN_COLUMNS = ("field_data", "custom_disclaimer_responses")
 JSON_COLUMNS = ("graph_data", *OWN_COLUMNS)
+# The first answers to the standard questions (`contact_columns`), so staff can search.
+CONTACT_COLUMNS = ("email", "phone", "full_name")
+# Every column `lead_columns` may write: all that a lead read from Meta changes.
+LEAD_COLUMNS = ("created_time", *AD_COLUMNS, *OWN_COLUMNS, "graph_data", *CONTACT_COLUMNS)
 
 # Meta's Lead node nests four levels at most (field_data: list, object, list of values).
 # Only a broken or hostile source nests hundreds deep, and JSON writers and readers give
@@ -144,15 +155,12 @@ def within_depth(columns: dict[str, Any]) -> dict[str, Any]:
 
 # Id columns copied from the Lead node, by the one id rule (core.ids): a value that is
 # no id is left out of the column (it stays in graph_data), as the webhook leaves it out.
-ID_COLUMNS = ("ad_id", "adset_id", "campaign_id")
-# Text columns copied from the Lead node, with their lengths.
-TEXT_COLUMNS = (
-    ("ad_name", 255),
-    ("adset_name", 255),
-    ("campaign_name", 255),
-    ("partner_name", 255),
-    ("retailer_item_id", 255),
-    ("platform", 32),
+ID_COLUMNS = AD_IDS
+# Text columns copied from the Lead node, with their lengths (the model's).
+TEXT_COLUMNS: tuple[tuple[str, int], ...] = tuple(
+    (name, Lead._meta.get_field(name).max_length)
+    for name in AD_COLUMNS
+    if name not in ID_COLUMNS and name != "is_organic"
 )
 _ABSENT = object()
 

@@ -8,8 +8,10 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from core.meta import AD_FIELDS
 from crm.access import users_seeing_page
 from crm.models import Note
+from leads.lead_data import CONTACT_COLUMNS, OWN_COLUMNS
 from leads.models import Lead, PipelineStage
 
 
@@ -54,19 +56,11 @@ class LeadSerializer(serializers.ModelSerializer):
             "page",
             "form",
             "form_name",
-            "ad_id",
-            "ad_name",
-            "adset_id",
-            "adset_name",
-            "campaign_id",
-            "campaign_name",
+            *AD_FIELDS,
             "is_organic",
             "platform",
-            "field_data",
-            "custom_disclaimer_responses",
-            "email",
-            "phone",
-            "full_name",
+            *OWN_COLUMNS,
+            *CONTACT_COLUMNS,
             "stage",
             "stage_changed_at",
             "owner",

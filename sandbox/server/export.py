@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from core.meta import EXPORT_COLUMNS
 from sandbox.server.errors import bad_param
 from sandbox.server.paging import sort_key
 from sandbox.server.params import parse_int_param
@@ -22,22 +23,6 @@ if TYPE_CHECKING:
     from sandbox.server.core import MetaSandbox
 
 EXPORT_PATH = "/ads/lead_gen/export_csv"
-
-# The columns every export starts with, before the form's questions.
-FIXED_COLUMNS = (
-    "id",
-    "created_time",
-    "ad_id",
-    "ad_name",
-    "adset_id",
-    "adset_name",
-    "campaign_id",
-    "campaign_name",
-    "form_id",
-    "form_name",
-    "is_organic",
-    "platform",
-)
 
 
 @dataclass
@@ -121,7 +106,7 @@ def render_export(form: Form, leads: list[Lead], options: ExportOptions) -> str:
                 columns.append(entry["name"])
     out = io.StringIO()
     writer = csv.writer(out, delimiter=options.delimiter, lineterminator="\n")
-    writer.writerow([*FIXED_COLUMNS, *columns, "lead_status"])
+    writer.writerow([*EXPORT_COLUMNS, *columns, "lead_status"])
     for lead in leads:
         data = lead.data
         answers = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from core import meta
 from sandbox.server.errors import bad_param, missing_object
 from sandbox.server.paging import paginate, sort_key
 from sandbox.server.params import parse_filtering, parse_list_param, requested_fields
@@ -17,29 +18,7 @@ from sandbox.server.wire import JSON
 
 # Fields Meta's Lead node knows. Asking for anything else is an error (#100), which is how
 # a typo such as `form_name` (not a Lead field) shows up against the real API too.
-LEAD_FIELDS = frozenset(
-    {
-        "id",
-        "created_time",
-        "ad_id",
-        "ad_name",
-        "adset_id",
-        "adset_name",
-        "campaign_id",
-        "campaign_name",
-        "form_id",
-        "field_data",
-        "custom_disclaimer_responses",
-        "is_organic",
-        "platform",
-        "partner_name",
-        "retailer_item_id",
-        "home_listing",
-        "vehicle",
-        "post",
-        "post_submission_check_result",
-    }
-)
+LEAD_FIELDS = frozenset(meta.LEAD_FIELDS)
 LEAD_DEFAULT_FIELDS = ("id", "created_time")
 
 FORM_FIELDS = frozenset(

@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 
 from capi.user_data import build_user_data
 from leads import csv_import
+from leads.csv_import import download
 from leads.models import Form, Lead, Page, PipelineStage, StageChange
 from sandbox import MetaSandbox
 from tests.conftest import FIXTURES, change_value, leadgen_body
@@ -375,7 +376,7 @@ def form() -> Form:
 
 def test_download_clamps_the_dates_and_imports_the_export(meta, form, monkeypatch):
     now = T0 + 10 * 86400
-    monkeypatch.setattr(csv_import, "_now_unix", lambda: now)
+    monkeypatch.setattr(download, "_now_unix", lambda: now)
     out = io.StringIO()
 
     call_command(

@@ -90,7 +90,7 @@ def _csv_ids(text: str) -> list[str]:
     row = csv_import.parse_row(
         2, [f"l:{text}", "2025-01-01T10:00:00+0000", "f:2222"], header, default_form_id=None
     )
-    return [row.leadgen_id] if isinstance(row, csv_import._Row) else []
+    return [row.leadgen_id] if isinstance(row, csv_import.ParsedRow) else []
 
 
 IDS = st.one_of(
