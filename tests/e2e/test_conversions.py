@@ -60,7 +60,7 @@ def test_a_new_lead_and_an_api_move_reach_meta_as_conversion_events(capi_stack):
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(body, settings.META_APP_SECRET),
         },
-        timeout=5,
+        timeout=30,
     )
     assert response.status_code == 200, response.text
 
@@ -73,7 +73,7 @@ def test_a_new_lead_and_an_api_move_reach_meta_as_conversion_events(capi_stack):
             f"{stack.url}/api/v1/leads/{lead.pk}/",
             json={"stage": "contacted"},
             headers={"Authorization": f"Token {token.key}"},
-            timeout=5,
+            timeout=30,
         )
         assert moved.status_code == 200, moved.text
         wait_until(lambda: len(meta.events) >= 2, timeout=45)
@@ -82,8 +82,8 @@ def test_a_new_lead_and_an_api_move_reach_meta_as_conversion_events(capi_stack):
             lambda: not ConversionEvent.objects.filter(lead=lead).exclude(status="sent").exists(),
             timeout=45,
         )
-    except AssertionError:
-        raise AssertionError(stack.output()) from None
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{stack.output()}") from None
 
     events = list(ConversionEvent.objects.filter(lead=lead).order_by("event_time", "pk"))
     assert [event.status for event in events] == ["sent", "sent"]

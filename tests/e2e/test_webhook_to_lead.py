@@ -42,7 +42,7 @@ def test_signed_webhook_becomes_a_complete_lead(stack):
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(body, settings.META_APP_SECRET),
         },
-        timeout=5,
+        timeout=30,
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"received": 1, "new_leads": 1}
@@ -54,8 +54,8 @@ def test_signed_webhook_becomes_a_complete_lead(stack):
 
     try:
         lead = wait_until(complete, timeout=45)
-    except AssertionError:
-        raise AssertionError(stack.output()) from None
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{stack.output()}") from None
 
     assert lead.field_data == sent["field_data"]
     assert lead.custom_disclaimer_responses == sent["custom_disclaimer_responses"]
@@ -78,7 +78,7 @@ def test_signed_webhook_becomes_a_complete_lead(stack):
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(body, settings.META_APP_SECRET),
         },
-        timeout=5,
+        timeout=30,
     )
     assert again.json() == {"received": 1, "new_leads": 0}
     assert Lead.objects.count() == 1

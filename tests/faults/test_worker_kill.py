@@ -121,7 +121,7 @@ def post_signed(stack: Stack, body: dict) -> None:
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(raw, settings.META_APP_SECRET),
         },
-        timeout=5,
+        timeout=30,
     )
     assert response.status_code == 200, response.text
 
@@ -147,7 +147,7 @@ def test_killed_worker_leaves_every_lead_stored_once_and_every_event_sent_once(c
         )
         wait_until(
             lambda: Lead.objects.filter(fetch_status=Lead.FetchStatus.FETCHING).exists(),
-            timeout=20,
+            timeout=60,
         )
         time.sleep(0.3)  # let the claimed fetch reach the stand-in
         kill_worker(stack)
@@ -166,7 +166,7 @@ def test_killed_worker_leaves_every_lead_stored_once_and_every_event_sent_once(c
         async_task("leads.tasks.sweep_lead_fetches")
         wait_until(
             lambda: ConversionEvent.objects.filter(status=ConversionEvent.Status.SENDING).exists(),
-            timeout=30,
+            timeout=90,
         )
         time.sleep(0.3)  # let the claimed batch reach the stand-in
         kill_worker(stack)
@@ -190,9 +190,9 @@ def test_killed_worker_leaves_every_lead_stored_once_and_every_event_sent_once(c
                 == LEADS
             )
 
-        wait_until(settled, timeout=40)
-    except AssertionError:
-        raise AssertionError(stack.output()) from None
+        wait_until(settled, timeout=120)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{stack.output()}") from None
 
     # Every lead stored once, complete, in the pipeline once.
     leads = Lead.objects.filter(leadgen_id__in=ids)
