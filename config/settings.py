@@ -339,6 +339,11 @@ CRM_NAME = env.str("CRM_NAME", default="Leadloop")
 # Set by `make run` when no Meta settings are given: the app talks to the local Meta
 # sandbox (META_GRAPH_URL) and shows a banner saying so.
 SANDBOX_MODE = env.bool("LEADLOOP_SANDBOX", default=False)
+# The sandbox's demo feed stops once the demo page has this many leads (0: never), so a
+# `make run` left on for days keeps a board one can read.
+SANDBOX_MAX_LEADS = env.int("SANDBOX_MAX_LEADS", default=300)
+if SANDBOX_MAX_LEADS < 0:
+    raise ImproperlyConfigured("SANDBOX_MAX_LEADS must be 0 (no limit) or more.")
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 
 # Graph HTTP timeouts in seconds: (connect, read). Every outbound call uses them.

@@ -6,6 +6,7 @@ the same thing; the lists below say which columns a lead read from Meta has."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from core.ids import meta_id
@@ -87,13 +88,27 @@ def _first(found: dict[str, str], keys: tuple[str, ...]) -> str:
     return ""
 
 
+# Chinese, Japanese and Korean write the family name first, without a space (王伟). A
+# family name in Han characters or Hangul marks such a name; the given name may also be in
+# kana. A surname in katakana is a foreign one, which Japanese writes given name first.
+_HAN_OR_HANGUL = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\uac00-\ud7af"
+_EAST_ASIAN_FAMILY_NAME = re.compile(f"[{_HAN_OR_HANGUL}]+")
+_EAST_ASIAN_GIVEN_NAME = re.compile(f"[{_HAN_OR_HANGUL}\u3040-\u30ff]+")
+
+
+def join_name(first: str, last: str) -> str:
+    """A name from Meta's FIRST_NAME (given) and LAST_NAME (family) answers, in its
+    language's order: 伟 and 王 make 王伟, Lucía and García Pérez make Lucía García Pérez."""
+    if _EAST_ASIAN_FAMILY_NAME.fullmatch(last) and _EAST_ASIAN_GIVEN_NAME.fullmatch(first):
+        return last + first
+    return " ".join(part for part in (first, last) if part)
+
+
 def contact_columns(field_data: Any) -> dict[str, str]:
     """email, phone and full_name extracted from field_data (field_data stays as sent)."""
     found = answers(field_data)
-    full_name = _first(found, FULL_NAME_KEYS) or " ".join(
-        part
-        for part in (found.get("first_name", "").strip(), found.get("last_name", "").strip())
-        if part
+    full_name = _first(found, FULL_NAME_KEYS) or join_name(
+        found.get("first_name", "").strip(), found.get("last_name", "").strip()
     )
     return {
         "email": _first(found, EMAIL_KEYS)[:254],

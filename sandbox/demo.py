@@ -2,9 +2,10 @@
 
 `DemoFeed.setup()` creates a demo page with two lead forms (standard questions, a custom
 question, a store-locator question and disclaimers); `DemoFeed.new_leads(n)` adds
-realistic leads to the sandbox (names in several languages, organic and paid, Facebook and
-Instagram); `post_delivery` posts a signed `leadgen` delivery to the app, exactly as Meta
-does (compact JSON with escaped non-ASCII, `X-Hub-Signature-256` over the raw bytes).
+realistic leads to the sandbox (names in several languages, each in its language's order,
+answers in the lead's language, organic and paid, Facebook and Instagram);
+`post_delivery` posts a signed `leadgen` delivery to the app, exactly as Meta does
+(compact JSON with escaped non-ASCII, `X-Hub-Signature-256` over the raw bytes).
 
 Standard library only, like `sandbox.server`.
 """
@@ -74,21 +75,74 @@ FORMS: list[dict[str, Any]] = [
     },
 ]
 
-PEOPLE: list[dict[str, str]] = [
-    {"first": "Emma", "last": "Johnson", "city": "Austin", "zip": "78701", "cc": "+1 512"},
-    {"first": "Lucía", "last": "García Pérez", "city": "Madrid", "zip": "28013", "cc": "+34 6"},
-    {"first": "Jérôme", "last": "Lefèvre", "city": "Lyon", "zip": "69002", "cc": "+33 6"},
-    {"first": "伟", "last": "王", "city": "上海", "zip": "200000", "cc": "+86 138"},
-    {"first": "Ana", "last": "Souza", "city": "São Paulo", "zip": "01310-100", "cc": "+55 11"},
-    {"first": "Jürgen", "last": "Müller", "city": "München", "zip": "80331", "cc": "+49 151"},
-    {"first": "Aisha", "last": "Khan", "city": "Chicago", "zip": "60601", "cc": "+1 312"},
-    {"first": "Mateo", "last": "Rossi", "city": "Milano", "zip": "20121", "cc": "+39 347"},
-    {"first": "Chloé", "last": "Dubois", "city": "Montréal", "zip": "H2X 1Y4", "cc": "+1 514"},
-    {"first": "秀英", "last": "李", "city": "北京", "zip": "100000", "cc": "+86 139"},
-]
-STORES = ["99213450", "99213451", "99213452"]
-ROOFS = ["Tiles", "Metal", "Flat"]
-CALL_TIMES = ["Por la mañana", "Por la tarde", "Cualquier hora"]
+# Names are written as each language writes them: family name first and without a space
+# in Chinese, Japanese and Korean (王伟, 佐藤花子, 김민준), given name first elsewhere, with
+# both surnames in Spanish (Lucía García Pérez). `first_name` is always the given name and
+# `last_name` the family name, as Meta's FIRST_NAME and LAST_NAME questions ask.
+FAMILY_NAME_FIRST = frozenset({"zh", "ja", "ko"})
+
+
+@dataclass(frozen=True)
+class Person:
+    given: str
+    family: str
+    lang: str  # the language the person answers in
+    city: str
+    zip: str
+    phone: str  # country code and the start of a mobile number
+    email: str  # the part before @, romanised as people write their addresses
+    store: str  # the store-locator answer: the number of the showroom nearest them
+
+    @property
+    def full_name(self) -> str:
+        if self.lang in FAMILY_NAME_FIRST:
+            return f"{self.family}{self.given}"
+        return f"{self.given} {self.family}"
+
+
+PEOPLE: list[Person] = [
+    Person("Emma", "Johnson", "en", "Austin", "78701", "+1 512", "emma.johnson", "99213450"),
+    Person("Aisha", "Khan", "en", "Chicago", "60601", "+1 312", "aisha.khan", "99213451"),
+    Person("Lucía", "García Pérez", "es", "Madrid", "28013", "+34 6", "lucia.garcia", "99213460"),
+    Person("Sofía", "Hernández López", "es", "Ciudad de México", "06700", "+52 55",
+           "sofia.hernandez", "99213461"),
+    Person("Jérôme", "Lefèvre", "fr", "Lyon", "69002", "+33 6", "jerome.lefevre", "99213470"),
+    Person("Chloé", "Dubois", "fr", "Montréal", "H2X 1Y4", "+1 514", "chloe.dubois", "99213471"),
+    Person("伟", "王", "zh", "上海", "200000", "+86 138", "wang.wei", "99213480"),
+    Person("秀英", "李", "zh", "北京", "100000", "+86 139", "li.xiuying", "99213481"),
+    Person("花子", "佐藤", "ja", "東京", "100-0001", "+81 90", "hanako.sato", "99213490"),
+    Person("민준", "김", "ko", "서울", "04524", "+82 10", "minjun.kim", "99213495"),
+    Person("Ana", "Souza", "pt", "São Paulo", "01310-100", "+55 11", "ana.souza", "99213500"),
+    Person("Jürgen", "Müller", "de", "München", "80331", "+49 151", "juergen.mueller",
+           "99213510"),
+    Person("Matteo", "Rossi", "it", "Milano", "20121", "+39 347", "matteo.rossi", "99213520"),
+]  # fmt: skip
+
+# Answers in the person's language: a free-text answer is written in it, and a form shown
+# in several languages offers its choices in theirs. Roofs in the order of the solar
+# form's options (tiles, metal, flat).
+ROOFS: dict[str, tuple[str, str, str]] = {
+    "en": ("Tiles", "Metal", "Flat"),
+    "es": ("Tejas", "Metal", "Plano"),
+    "fr": ("Tuiles", "Métal", "Toit plat"),
+    "zh": ("瓦片", "金属", "平顶"),
+    "ja": ("瓦", "金属", "陸屋根"),
+    "ko": ("기와", "금속", "평지붕"),
+    "pt": ("Telhas", "Metal", "Laje"),
+    "de": ("Ziegel", "Metall", "Flachdach"),
+    "it": ("Tegole", "Metallo", "Piano"),
+}
+CALL_TIMES: dict[str, tuple[str, ...]] = {
+    "en": ("In the morning", "After 5 pm", "Any time"),
+    "es": ("Por la mañana", "Por la tarde", "Cualquier hora"),
+    "fr": ("Le matin", "Après 17 h", "N'importe quand"),
+    "zh": ("上午", "下午五点以后", "随时"),
+    "ja": ("午前中", "17時以降", "いつでも"),
+    "ko": ("오전", "오후 5시 이후", "언제든지"),
+    "pt": ("De manhã", "Depois das 17h", "A qualquer hora"),
+    "de": ("Vormittags", "Nach 17 Uhr", "Jederzeit"),
+    "it": ("Di mattina", "Dopo le 17", "In qualsiasi momento"),
+}
 CAMPAIGNS = [
     # (campaign id, name, ad set id, name, ad id, name)
     ("120200000000000101", "Spring solar 2026", "120200000000000201", "Homeowners 30-60",
@@ -102,6 +156,10 @@ CAMPAIGNS = [
 class DemoFeed:
     sandbox: MetaSandbox
     rng: random.Random = field(default_factory=random.Random)
+    # The id of the next lead; None lets the sandbox number them from its own start. A
+    # restarted sandbox has forgotten its leads, so whoever runs it against a database that
+    # has some passes the next free id (a reused id is a duplicate that Meta never sends).
+    next_id: int | None = None
 
     def setup(self) -> None:
         """The demo page, its token, the forms, and an app-wide (system user) token."""
@@ -117,35 +175,34 @@ class DemoFeed:
                 created_time=int(time.time()) - 30 * 86400,
             )
 
-    def lead(self) -> dict[str, Any]:
-        """One realistic lead in Graph shape (not yet stored)."""
-        person = self.rng.choice(PEOPLE)
-        form = self.rng.choice(FORMS)
+    def lead(
+        self, person: Person | None = None, form: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One realistic lead in Graph shape (not yet stored); random unless given whose
+        and on which form."""
+        person = person or self.rng.choice(PEOPLE)
+        form = form or self.rng.choice(FORMS)
         organic = self.rng.random() < 0.3
-        email_name = (
-            f"{person['first']}.{person['last']}".lower().replace(" ", "")
-            if person["first"].isascii()
-            else f"user{self.rng.randrange(1000, 9999)}"
-        )
-        phone = f"{person['cc']} {self.rng.randrange(100, 999)} {self.rng.randrange(1000, 9999)}"
+        email = f"{person.email}@example.com"
+        phone = f"{person.phone} {self.rng.randrange(100, 999)} {self.rng.randrange(1000, 9999)}"
         if form["id"] == SOLAR_FORM_ID:
             answers = [
-                ("full_name", f"{person['first']} {person['last']}"),
-                ("email", f"{email_name}@example.com"),
+                ("full_name", person.full_name),
+                ("email", email),
                 ("phone_number", phone),
-                ("city", person["city"]),
-                ("zip_code", person["zip"]),
-                (CUSTOM_ROOF_KEY, self.rng.choice(ROOFS)),
+                ("city", person.city),
+                ("zip_code", person.zip),
+                (CUSTOM_ROOF_KEY, self.rng.choice(ROOFS[person.lang])),
             ]
             campaign = CAMPAIGNS[0]
         else:
             answers = [
-                ("first_name", person["first"]),
-                ("last_name", person["last"]),
-                ("email", f"{email_name}@example.com"),
+                ("first_name", person.given),
+                ("last_name", person.family),
+                ("email", email),
                 ("phone_number", phone),
-                (STORE_KEY, self.rng.choice(STORES)),
-                ("when_can_we_call_you?", self.rng.choice(CALL_TIMES)),
+                (STORE_KEY, person.store),
+                ("when_can_we_call_you?", self.rng.choice(CALL_TIMES[person.lang])),
             ]
             campaign = CAMPAIGNS[1]
         lead: dict[str, Any] = {
@@ -172,7 +229,14 @@ class DemoFeed:
         return lead
 
     def new_leads(self, count: int) -> list[dict[str, Any]]:
-        return [self.sandbox.add_lead(self.lead()) for _ in range(count)]
+        leads = []
+        for _ in range(count):
+            lead = self.lead()
+            if self.next_id is not None:
+                lead["id"] = str(self.next_id)
+                self.next_id += 1
+            leads.append(self.sandbox.add_lead(lead))
+        return leads
 
 
 def leadgen_delivery(leads: list[dict[str, Any]], *, page_id: str = DEMO_PAGE_ID) -> bytes:

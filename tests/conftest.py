@@ -87,6 +87,10 @@ def _compiled_translations() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_queue_and_cache() -> Iterator[None]:
+    yield from fresh_queue_and_cache()
+
+
+def fresh_queue_and_cache() -> Iterator[None]:
     """The ORM broker's queue lives in the test database and is rolled back with it; the
     Redis broker's is not, so it is emptied around every test. The caches likewise."""
     from django.core.cache import cache

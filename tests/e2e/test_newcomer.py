@@ -1,6 +1,8 @@
 """The newcomer's first minute: `make run` with no Meta settings starts the app, the worker
 and the Meta sandbox; demo leads arrive through signed webhooks; moving one through the API
-sends a Conversion Leads event that the sandbox records."""
+sends a Conversion Leads event that the sandbox records. The terminal shows the URL, where
+the password is, and the heartbeat; the processes' output is in their logs; the sandbox
+stops feeding at SANDBOX_MAX_LEADS."""
 
 from __future__ import annotations
 
@@ -35,6 +37,21 @@ CLEARED_VARIABLES = (
     "DATABASE_URL",
     "DJANGO_SETTINGS_MODULE",
     "LEADLOOP_SANDBOX",
+    "SANDBOX_MAX_LEADS",
+    "HEARTBEAT_INTERVAL",
+)
+# The sandbox's first round sends 3 leads; with this limit it sends no more, so the counts
+# the heartbeat shows are known.
+MAX_LEADS = 3
+LIMIT_MESSAGE = (
+    "The demo has 3 leads (SANDBOX_MAX_LEADS=3): no more are sent. Those leads, moves and "
+    "conversion events keep working; raise SANDBOX_MAX_LEADS, or set it to 0 for no limit, "
+    "to get more."
+)
+HEARTBEAT = re.compile(
+    r"^\d\d:\d\d:\d\d  leads: (\d+), \d+ in the last minute, (\d+) waiting for fetch"
+    r" \| events: (\d+) sent, (\d+) pending, (\d+) failed$",
+    re.MULTILINE,
 )
 
 
@@ -52,6 +69,8 @@ def newcomer(tmp_path: Path):
         "PORT": str(port),
         "SANDBOX_PORT": str(sandbox_port),
         "SANDBOX_INTERVAL": "2",
+        "SANDBOX_MAX_LEADS": str(MAX_LEADS),
+        "HEARTBEAT_INTERVAL": "1",
         "PYTHONUNBUFFERED": "1",
     }
     if env.get("REDIS_URL"):
@@ -79,7 +98,7 @@ def newcomer(tmp_path: Path):
     try:
         wait_until(up, timeout=90)
         yield {"app": app, "sandbox": f"http://127.0.0.1:{sandbox_port}", "env": env,
-               "log": tmp_path / "run.log"}  # fmt: skip
+               "log": tmp_path / "run.log", "run_dir": tmp_path / "run"}  # fmt: skip
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -87,6 +106,8 @@ def newcomer(tmp_path: Path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    # Ctrl-C stops everything cleanly.
+    assert process.returncode == 0, (tmp_path / "run.log").read_text()
 
 
 def test_newcomer_sees_leads_moves_one_and_meta_receives_the_event(newcomer):
@@ -136,3 +157,36 @@ def test_newcomer_sees_leads_moves_one_and_meta_receives_the_event(newcomer):
             if e["user_data"]["lead_id"] == int(lead["leadgen_id"])
         }
     assert names == {"Lead", "Contacted"}
+
+
+def test_the_terminal_shows_the_url_the_login_and_a_heartbeat_and_the_logs_the_rest(newcomer):
+    run_dir, terminal = newcomer["run_dir"], newcomer["log"]
+
+    # Every demo lead fetched and its Lead event sent, and then no more leads.
+    def settled() -> tuple[str, ...] | None:
+        beats = HEARTBEAT.findall(terminal.read_text())
+        return beats[-1] if beats and beats[-1] == ("3", "0", "3", "0", "0") else None
+
+    wait_until(settled, timeout=60, every=0.5)
+    sandbox_log = run_dir / "sandbox.log"
+    wait_until(lambda: LIMIT_MESSAGE in sandbox_log.read_text(), timeout=30, every=0.5)
+
+    output = terminal.read_text()
+    app = newcomer["app"]
+    assert f"  Leadloop is running at {app}/\n" in output
+    password_file = run_dir / "admin-password"
+    assert f"  Admin: {app}/admin/  (user admin, password in {password_file})\n" in output
+    assert password_file.read_text().strip() not in output
+    assert (
+        "  sends a few demo leads every 2 s until the demo has 3 (SANDBOX_MAX_LEADS).\n" in output
+    )
+    logs = ", ".join(str(run_dir / name) for name in ("sandbox.log", "web.log", "worker.log"))
+    assert f"  Logs: {logs}. Press Ctrl-C to stop.\n" in output
+    # The processes' output is in their logs, not on the terminal.
+    assert '"POST /webhooks/meta/ HTTP/1.1" 200' in (run_dir / "web.log").read_text()
+    assert "Q Cluster" in (run_dir / "worker.log").read_text()
+    assert sandbox_log.read_text().count("Sent 1 demo lead(s): HTTP 200") == 3
+    for noise in ("POST /webhooks/meta/", "Q Cluster", "demo lead(s)", "Connected page"):
+        assert noise not in output
+    # Said once, though the feeder keeps looking every 2 s.
+    assert sandbox_log.read_text().count(LIMIT_MESSAGE) == 1

@@ -1,6 +1,7 @@
 """The Meta sandbox answers like the Graph API does, over real HTTP.
 
-The sandbox is standard library only: these tests need neither the database nor settings.
+The sandbox is standard library only: these tests need neither the database nor settings,
+but for those of the demo feed of `manage.py meta_sandbox` (test_feeding.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from sandbox import MetaSandbox
+from tests.conftest import fresh_queue_and_cache
 from tests.sandbox.support import FORM, OTHER_PAGE, PAGE, PAGE_TOKEN, SYSTEM_TOKEN, T0
 
 
@@ -21,10 +23,14 @@ def server() -> Iterator[MetaSandbox]:
 
 
 @pytest.fixture
-def _fresh_queue_and_cache() -> Iterator[None]:
+def _fresh_queue_and_cache(request: pytest.FixtureRequest) -> Iterator[None]:
     """Shadow the autouse fixture of tests/conftest.py, which needs Django (and Redis when
-    configured): these tests touch neither, so they must not depend on them."""
-    yield
+    configured): most of these tests touch neither, so they must not depend on them. Those
+    of the demo feed (marked django_db) post webhooks, and get it."""
+    if request.node.get_closest_marker("django_db") is None:
+        yield
+        return
+    yield from fresh_queue_and_cache()
 
 
 @pytest.fixture

@@ -1,22 +1,22 @@
 """manage.py meta_sandbox — run the local Meta stand-in with demo data, and feed the app
-signed leadgen webhooks like Meta does, so Leadloop can be tried without a Meta account."""
+signed leadgen webhooks like Meta does, so Leadloop can be tried without a Meta account.
+The feed stops once the demo has SANDBOX_MAX_LEADS leads (`sandbox.feeding`)."""
 
 from __future__ import annotations
 
-import logging
 import random
 import signal
 import threading
 import time
 import urllib.request
+from functools import partial
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sandbox.demo import DemoFeed, leadgen_delivery, post_delivery
+from sandbox.demo import DemoFeed, post_delivery
+from sandbox.feeding import DemoFeeder, next_demo_lead_id
 from sandbox.server.core import MetaSandbox
-
-logger = logging.getLogger("sandbox.feed")
 
 
 class Command(BaseCommand):
@@ -43,6 +43,13 @@ class Command(BaseCommand):
             help="Send each tick's leads in one delivery (Meta may batch) instead of one each.",
         )
         parser.add_argument("--no-feed", action="store_true", help="Serve only; send nothing.")
+        parser.add_argument(
+            "--max-leads",
+            type=int,
+            default=None,
+            help="Stop sending once the demo has this many leads; 0 for no limit "
+            "(default: SANDBOX_MAX_LEADS).",
+        )
         parser.add_argument("--seed", type=int, default=None, help="Random seed for demo data.")
 
     def handle(self, *args: object, **options: object) -> None:
@@ -51,6 +58,7 @@ class Command(BaseCommand):
             raise CommandError("META_APP_SECRET must be set to sign the webhooks it sends.")
         sandbox = MetaSandbox(str(options["host"]), int(options["port"]))  # type: ignore[call-overload]
         feed = DemoFeed(sandbox, random.Random(options["seed"]))  # noqa: S311 - demo data
+        feed.next_id = next_demo_lead_id()
         feed.setup()
         try:
             sandbox.start()
@@ -62,14 +70,20 @@ class Command(BaseCommand):
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         webhook = f"{str(options['app_url']).rstrip('/')}/webhooks/meta/"
+        max_leads = options["max_leads"]
+        feeder = DemoFeeder(
+            feed,
+            post=partial(post_delivery, webhook, secret=secret),
+            max_leads=settings.SANDBOX_MAX_LEADS if max_leads is None else int(max_leads),  # type: ignore[call-overload]
+            batch=bool(options["batch"]),
+        )
         try:
             if not options["no_feed"]:
                 self._wait_for_app(str(options["app_url"]), stopped)
-                self._send(feed, webhook, secret, int(options["first"]), bool(options["batch"]))
+                feeder.send(int(options["first"]))  # type: ignore[call-overload]
             while not stopped.wait(float(options["interval"])):  # type: ignore[arg-type]
                 if not options["no_feed"]:
-                    count = feed.rng.randint(1, 3)
-                    self._send(feed, webhook, secret, count, bool(options["batch"]))
+                    feeder.send(feed.rng.randint(1, 3))
         except KeyboardInterrupt:
             pass
         finally:
@@ -84,12 +98,3 @@ class Command(BaseCommand):
                     return
             except OSError:
                 stopped.wait(0.5)
-
-    def _send(self, feed: DemoFeed, webhook: str, secret: str, count: int, batch: bool) -> None:
-        if count <= 0:
-            return
-        leads = feed.new_leads(count)
-        groups = [leads] if batch else [[lead] for lead in leads]
-        for group in groups:
-            status = post_delivery(webhook, leadgen_delivery(group), secret=secret)
-            logger.info("Sent %d demo lead(s) to %s: HTTP %s", len(group), webhook, status or "-")
