@@ -133,13 +133,80 @@ def name(value: object) -> str | None:
 
 def split_full_name(value: object) -> tuple[str | None, str | None]:
     """`Jürgen Müller` -> (`jürgen`, `müller`); one word is a first name only. Middle names
-    are dropped: Meta matches first and last names separately."""
+    are dropped: Meta matches first and last names separately.
+
+    Chinese and Korean names put the family name first, usually with no space between the
+    two (`王伟`, `김민준`): the family name is the first character (or a known two-character
+    one, `欧阳`, `남궁`), the rest is the given name. Written with a space (`王 伟`), the
+    first word is the family name. A four-character Han name is split two and two (most
+    are Japanese, `佐藤花子`, or Chinese with a two-character family name); a longer one,
+    or one mixing scripts (kana), cannot be split by its letters and is a first name
+    only, as before."""
     words = [word for word in map(name, as_text(value).split()) if word]
     if not words:
         return None, None
+    east_asian = _east_asian_split(words)
+    if east_asian is not None:
+        return east_asian
     if len(words) == 1:
         return words[0], None
     return words[0], words[-1]
+
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_HANGUL = re.compile(r"[\uac00-\ud7a3]+")
+# Two-character family names (the common ones); every other one is a single character.
+COMPOUND_FAMILY_NAMES = frozenset(
+    [
+        "欧阳",
+        "司马",
+        "上官",
+        "诸葛",
+        "东方",
+        "皇甫",
+        "尉迟",
+        "公孙",
+        "慕容",
+        "令狐",
+        "长孙",
+        "宇文",
+        "夏侯",
+        "轩辕",
+        "端木",
+        "独孤",
+        "南宫",
+        "西门",
+        "歐陽",
+        "司馬",
+        "諸葛",
+        "東方",
+        "長孫",
+        "軒轅",
+        "獨孤",
+        "南宮",
+        "남궁",
+        "황보",
+        "제갈",
+        "선우",
+        "독고",
+        "사공",
+        "서문",
+    ]
+)
+
+
+def _east_asian_split(words: list[str]) -> tuple[str, str] | None:
+    if not all(_HAN.fullmatch(word) or _HANGUL.fullmatch(word) for word in words):
+        return None
+    if len(words) > 1:  # family name first, then the given name
+        return "".join(words[1:]), words[0]
+    (text,) = words
+    if len(text) < 2 or len(text) > 4:
+        return None
+    family = 2 if text[:2] in COMPOUND_FAMILY_NAMES or len(text) == 4 else 1
+    if len(text) - family < 1:
+        return None
+    return text[family:], text[:family]
 
 
 def city(value: object) -> str | None:

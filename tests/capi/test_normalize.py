@@ -139,6 +139,26 @@ def test_full_name_splits_into_first_and_last_word():
 
 
 @pytest.mark.parametrize(
+    ("full_name", "expected"),
+    [
+        ("王伟", ("伟", "王")),
+        ("李小龙", ("小龙", "李")),
+        ("欧阳娜娜", ("娜娜", "欧阳")),
+        ("司马光", ("光", "司马")),
+        ("王 伟", ("伟", "王")),
+        ("佐藤花子", ("花子", "佐藤")),
+        ("김민준", ("민준", "김")),
+        ("남궁민수", ("민수", "남궁")),
+        ("王", ("王", None)),  # one character: a first name only, as any one word
+        ("山田さくら", ("山田さくら", None)),  # kana: not split by its letters
+        ("爱新觉罗溥仪", ("爱新觉罗溥仪", None)),  # too long to tell
+    ],
+)
+def test_east_asian_full_names_are_family_name_first(full_name, expected):
+    assert normalize.split_full_name(full_name) == expected
+
+
+@pytest.mark.parametrize(
     ("value", "country", "expected"),
     [
         ("California", None, "ca"),
