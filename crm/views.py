@@ -190,9 +190,7 @@ def board_changes(request: HttpRequest) -> HttpResponse:
     changes = selectors.changes_since(since)
     if not changes:
         return HttpResponse(status=204)
-    filterset = BoardFilter(
-        _filter_data(request), visible_leads(request.user), user=request.user
-    )
+    filterset = BoardFilter(_filter_data(request), visible_leads(request.user), user=request.user)
     live = selectors.live_changes(filterset.qs, changes)
     stages = list(PipelineStage.objects.order_by("position", "id"))
     counts = selectors.stage_counts(filterset.qs)
@@ -332,7 +330,8 @@ def lead_list_changes(request: HttpRequest) -> HttpResponse:
     changes = selectors.changes_since(since)
     if not changes:
         return HttpResponse(status=204)
-    filterset = LeadListFilter(_filter_data(request), visible_leads(request.user), user=request.user)
+    visible = visible_leads(request.user)
+    filterset = LeadListFilter(_filter_data(request), visible, user=request.user)
     live = selectors.live_changes(filterset.qs, changes, shape=selectors.row_queryset)
     list_url = f"{reverse('crm:leads')}?{_page_query(request)}".rstrip("?")
     return render(
@@ -341,7 +340,10 @@ def lead_list_changes(request: HttpRequest) -> HttpResponse:
         {
             "rows": live.changed,
             **_live_context(
-                request, "crm:leads-changes", since=live.cursor, new=new + live.entered,
+                request,
+                "crm:leads-changes",
+                since=live.cursor,
+                new=new + live.entered,
                 reveal=list_url,
             ),
         },

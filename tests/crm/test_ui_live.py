@@ -250,7 +250,9 @@ def test_live_endpoints_need_a_login(client: Client, cast):
 
 def rows(html: str) -> list[int]:
     template = re.search(r'<template class="live-rows">(.*?)</template>', html, re.S)
-    return [int(pk) for pk in re.findall(r'<tr id="row-(\d+)"', template.group(1))] if template else []
+    if not template:
+        return []
+    return [int(pk) for pk in re.findall(r'<tr id="row-(\d+)"', template.group(1))]
 
 
 def test_the_list_polls_with_its_filter_and_shows_new_leads_as_a_notice(login, cast):
@@ -274,7 +276,9 @@ def test_the_list_polls_with_its_filter_and_shows_new_leads_as_a_notice(login, c
         'href="/leads/?stage=new&amp;sort=name" hx-get="/leads/?stage=new&amp;sort=name" '
         'hx-target="#results" hx-swap="outerHTML"'
     ) in html
-    assert poll_url(html, "list-live") == f"/leads/changes/?stage=new&sort=name&since={latest()}&new=1"
+    assert poll_url(html, "list-live") == (
+        f"/leads/changes/?stage=new&sort=name&since={latest()}&new=1"
+    )
 
 
 def test_list_rows_carry_an_id_the_refresh_replaces(login, cast):
@@ -282,9 +286,7 @@ def test_list_rows_carry_an_id_the_refresh_replaces(login, cast):
     assert f'<tr id="row-{cast["a1"].pk}" data-lead="{cast["a1"].pk}">' in html
 
 
-def test_a_list_refresh_is_204_when_idle_and_fixed_in_cost(
-    login, cast, django_assert_num_queries
-):
+def test_a_list_refresh_is_204_when_idle_and_fixed_in_cost(login, cast, django_assert_num_queries):
     client = login(cast["ana"])
     url = f"/leads/changes/?since={latest()}&new=0"
     client.get(url)
@@ -327,9 +329,7 @@ def test_a_lead_page_carries_its_cursors_and_polls(login, cast):
     ) in html
 
 
-def test_an_unchanged_lead_page_refresh_is_204_in_one_query(
-    login, cast, django_assert_num_queries
-):
+def test_an_unchanged_lead_page_refresh_is_204_in_one_query(login, cast, django_assert_num_queries):
     lead = cast["a1"]
     client = login(cast["ana"])
     change = StageChange.objects.get(lead=lead).pk
