@@ -5,7 +5,8 @@ Views parse and delegate. Every lead they read comes from `crm.access.visible_le
 lead of a page not granted to the user is a 404 (for the page, a partial, an export row
 or a POST alike), and every write goes through `crm.services`, which checks access again.
 Each view answers htmx requests (`HX-Request`) with a fragment and plain requests with a
-page, so the UI works without JavaScript.
+page, so the UI works without JavaScript. The board, the list and the lead page each have
+a `…/changes/` view that their page polls (the live refresh, see `crm.selectors`).
 """
 
 from __future__ import annotations
