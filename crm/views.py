@@ -5,7 +5,8 @@ Views parse and delegate. Every lead they read comes from `crm.access.visible_le
 lead of a page not granted to the user is a 404 (for the page, a partial, an export row
 or a POST alike), and every write goes through `crm.services`, which checks access again.
 Each view answers htmx requests (`HX-Request`) with a fragment and plain requests with a
-page, so the UI works without JavaScript.
+page, so the UI works without JavaScript. The board, the list and the lead page each have
+a `…/changes/` view that their page polls (the live refresh, see `crm.selectors`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ from leads.models import Form, Lead, PipelineStage, StageChange
 
 # "Load more" on a board column never goes further than this (no column is that long).
 MAX_OFFSET = 10**9
+# How often an open board, list or lead page asks what changed (htmx polling).
+LIVE_REFRESH_SECONDS = 2
+# Parameters of a live refresh itself, left out of the filter it carries.
+LIVE_PARAMS = ("since", "new")
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -75,11 +80,57 @@ def _error_text(exc: ValidationError | PermissionDenied) -> str:
     return str(exc) or _("You have no access to this lead.")
 
 
+def _filter_data(request: HttpRequest) -> Any:
+    """The filter a live refresh carries (its own parameters are not filters)."""
+    data = request.GET.copy()
+    for key in LIVE_PARAMS:
+        data.pop(key, None)
+    return data or None
+
+
 def _filter_query(request: HttpRequest) -> str:
     """The board's filter as a query string, for its "show more" links."""
     query = request.GET.copy()
     query.pop("offset", None)
     return query.urlencode()
+
+
+def _number(request: HttpRequest, name: str) -> int:
+    """A non-negative integer parameter (a cursor, a count); 0 when absent or malformed."""
+    try:
+        return min(max(int(request.GET.get(name, 0)), 0), 2**62)
+    except ValueError:
+        return 0
+
+
+def _page_query(request: HttpRequest) -> str:
+    """The page's own query string (its filter, sort and page), without live parameters."""
+    query = request.GET.copy()
+    for key in LIVE_PARAMS:
+        query.pop(key, None)
+    return query.urlencode()
+
+
+def _live_url(request: HttpRequest, name: str, *, since: int, new: int) -> str:
+    """The address of the next live refresh: the page's filter plus the cursor and the
+    number of new leads counted so far."""
+    query = request.GET.copy()
+    query.pop("offset", None)
+    query["since"] = str(since)
+    query["new"] = str(new)
+    return f"{reverse(name)}?{query.urlencode()}"
+
+
+def _live_context(
+    request: HttpRequest, name: str, *, since: int, new: int, reveal: str
+) -> dict[str, Any]:
+    return {
+        "live_url": _live_url(request, name, since=since, new=new),
+        "live_seconds": LIVE_REFRESH_SECONDS,
+        "new_leads": min(new, selectors.LIVE_NEW_CAP + 1),
+        "new_cap": selectors.LIVE_NEW_CAP,
+        "reveal_url": reveal,
+    }
 
 
 def _card_context(request: HttpRequest, next_url: str | None = None) -> dict[str, Any]:
@@ -109,8 +160,12 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def board(request: HttpRequest) -> HttpResponse:
+    # The cursor is read before the board: a change made in between is then reported
+    # twice (harmless) rather than never.
+    cursor = selectors.latest_change_id()
     filterset = BoardFilter(request.GET or None, visible_leads(request.user), user=request.user)
     columns = selectors.board_columns(filterset.qs)
+    board_url = f"{reverse('crm:board')}?{_page_query(request)}".rstrip("?")
     return render(
         request,
         "crm/board.html",
@@ -120,7 +175,42 @@ def board(request: HttpRequest) -> HttpResponse:
             "filter": filterset,
             "filter_query": _filter_query(request),
             "total": sum(column.count for column in columns),
-            **_card_context(request),
+            **_card_context(request, next_url=board_url),
+            **_live_context(request, "crm:board-changes", since=cursor, new=0, reveal=board_url),
+        },
+    )
+
+
+@login_required
+@require_GET
+def board_changes(request: HttpRequest) -> HttpResponse:
+    """The board's live refresh: 204 when no lead changed since the cursor (one query);
+    else every column's count, the cards of leads moved since (the page moves those it
+    shows) and the "n new leads" notice. The filter is the board's own."""
+    since, new = _number(request, "since"), _number(request, "new")
+    changes = selectors.changes_since(since)
+    if not changes:
+        return HttpResponse(status=204)
+    filterset = BoardFilter(_filter_data(request), visible_leads(request.user), user=request.user)
+    live = selectors.live_changes(filterset.qs, changes)
+    stages = list(PipelineStage.objects.order_by("position", "id"))
+    counts = selectors.stage_counts(filterset.qs)
+    board_url = f"{reverse('crm:board')}?{_page_query(request)}".rstrip("?")
+    return render(
+        request,
+        "crm/_board_live.html",
+        {
+            "counts": [(stage.slug, counts.get(stage.pk, 0)) for stage in stages],
+            "cards": live.changed,
+            "stages": StageChoices(stages),
+            **_card_context(request, next_url=board_url),
+            **_live_context(
+                request,
+                "crm:board-changes",
+                since=live.cursor,
+                new=new + live.entered,
+                reveal=board_url,
+            ),
         },
     )
 
@@ -214,18 +304,51 @@ def move(request: HttpRequest, pk: int) -> HttpResponseBase:
 @require_GET
 @vary_on_headers("HX-Request")
 def lead_list(request: HttpRequest) -> HttpResponse:
+    cursor = selectors.latest_change_id()  # before the rows, as on the board
     visible = visible_leads(request.user)
-    filterset = LeadListFilter(request.GET or None, visible, user=request.user)
+    filterset = LeadListFilter(_filter_data(request), visible, user=request.user)
     paginator, page = selectors.paginate_leads(filterset.qs, request.GET.get("p"), visible=visible)
+    list_url = f"{reverse('crm:leads')}?{_page_query(request)}".rstrip("?")
     context: dict[str, Any] = {
         "filter": filterset,
         "paginator": paginator,
         "page_obj": page,
         "leads": page.object_list,
         "sort": filterset.sort_key,
+        **_live_context(request, "crm:leads-changes", since=cursor, new=0, reveal=list_url),
     }
     template = "crm/_lead_results.html" if _is_htmx(request) else "crm/lead_list.html"
     return render(request, template, context)
+
+
+@login_required
+@require_GET
+def lead_list_changes(request: HttpRequest) -> HttpResponse:
+    """The list's live refresh: 204 when no lead changed since the cursor; else the rows
+    of leads changed since (the page replaces those it shows) and the "n new leads"
+    notice, under the list's own filter."""
+    since, new = _number(request, "since"), _number(request, "new")
+    changes = selectors.changes_since(since)
+    if not changes:
+        return HttpResponse(status=204)
+    visible = visible_leads(request.user)
+    filterset = LeadListFilter(_filter_data(request), visible, user=request.user)
+    live = selectors.live_changes(filterset.qs, changes, shape=selectors.row_queryset)
+    list_url = f"{reverse('crm:leads')}?{_page_query(request)}".rstrip("?")
+    return render(
+        request,
+        "crm/_list_live.html",
+        {
+            "rows": live.changed,
+            **_live_context(
+                request,
+                "crm:leads-changes",
+                since=live.cursor,
+                new=new + live.entered,
+                reveal=list_url,
+            ),
+        },
+    )
 
 
 @login_required
@@ -253,6 +376,21 @@ def lead_export(request: HttpRequest) -> StreamingHttpResponse:
 # --- Detail ----------------------------------------------------------------------------
 
 
+def _live_parts(lead: Lead) -> dict[str, Any]:
+    """What a lead's page refreshes live: its stage, history and notes, with the cursors
+    (newest stage change and note ids) the next refresh compares."""
+    history = list(selectors.stage_history(lead))
+    notes = list(lead.notes.select_related("author"))
+    return {
+        "lead": lead,
+        "history": history,
+        "notes": notes,
+        "move_form": MoveForm(initial={"stage": lead.stage.slug if lead.stage else None}),
+        "last_change": max((change.pk for change in history), default=0),
+        "last_note": max((note.pk for note in notes), default=0),
+    }
+
+
 def _detail_context(lead: Lead) -> dict[str, Any]:
     in_form, others = selectors.lead_answers(lead)
     owners = users_seeing_page(lead.page_id).order_by("first_name", "last_name", "username")
@@ -262,11 +400,10 @@ def _detail_context(lead: Lead) -> dict[str, Any]:
         "answers": in_form,
         "other_answers": others,
         "disclaimers": selectors.lead_disclaimers(lead),
-        "history": list(selectors.stage_history(lead)),
         "events": selectors.conversion_events(lead),
-        "notes": list(lead.notes.select_related("author")),
         "note_form": NoteForm(),
-        "move_form": MoveForm(initial={"stage": lead.stage.slug if lead.stage else None}),
+        **_live_parts(lead),
+        "live_seconds": LIVE_REFRESH_SECONDS,
         "owner_form": OwnerForm(
             owners=owners, initial={"owner": assignment.owner_id if assignment else None}
         ),
@@ -285,6 +422,21 @@ def _detail_queryset(request: HttpRequest) -> QuerySet[Lead]:
 def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
     lead = _lead_or_404(request, pk, _detail_queryset(request))
     return render(request, "crm/lead_detail.html", _detail_context(lead))
+
+
+@login_required
+@require_GET
+def lead_changes(request: HttpRequest, pk: int) -> HttpResponse:
+    """A lead's page's live refresh: 204 while its newest stage change and note are the
+    ones the page shows (one query); else its stage, history and notes, swapped in place
+    (the note being typed is left alone), and a line for screen readers."""
+    lead = _lead_or_404(request, pk, selectors.with_live_cursors(_detail_queryset(request)))
+    if (lead.last_change, lead.last_note) == (  # type: ignore[attr-defined]
+        _number(request, "change"),
+        _number(request, "note"),
+    ):
+        return HttpResponse(status=204)
+    return render(request, "crm/_lead_live.html", _live_parts(lead))
 
 
 @login_required
@@ -328,10 +480,16 @@ def add_note(request: HttpRequest, pk: int) -> HttpResponseBase:
             if not _is_htmx(request):
                 messages.success(request, _("Note added."))
     if _is_htmx(request):
+        notes = list(lead.notes.select_related("author"))
         return render(
             request,
             "crm/_notes.html",
-            {"lead": lead, "notes": list(lead.notes.select_related("author")), "note_form": form},
+            {
+                "lead": lead,
+                "notes": notes,
+                "note_form": form,
+                "last_note": max((note.pk for note in notes), default=0),
+            },
         )
     if form.errors:
         messages.error(request, " ".join(form.errors.get("body", [])))

@@ -58,12 +58,17 @@
     return document.querySelector('.column[data-stage="' + slug + '"]');
   }
 
-  function bump(slug, delta) {
+  function setCount(slug, count) {
     var badge = document.getElementById("count-" + slug);
-    if (!badge) return;
-    var count = Math.max(0, parseInt(badge.dataset.count || "0", 10) + delta);
+    if (!badge || isNaN(count)) return;
+    count = Math.max(0, count);
     badge.dataset.count = String(count);
     badge.textContent = numberFormat.format(count);
+  }
+
+  function bump(slug, delta) {
+    var badge = document.getElementById("count-" + slug);
+    if (badge) setCount(slug, parseInt(badge.dataset.count || "0", 10) + delta);
   }
 
   /* Before a move is sent, remember where the card stood (its stage per the server). */
@@ -86,7 +91,7 @@
    * path moves it there; a refused drag goes back), fix the counts and keep focus. */
   document.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail.target;
-    if (!target || !target.id || target.id.indexOf("lead-") !== 0) return;
+    if (!target || !target.id || !/^lead-\d+$/.test(target.id)) return;
     var card = document.getElementById(target.id) || target;
     var before = stageBefore.get(card.id) || {};
     stageBefore.delete(card.id);
@@ -197,6 +202,104 @@
         else seen.add(card.id);
       });
     });
+  });
+
+  /* --- Live refresh ------------------------------------------------------------------
+   * The board, the list and a lead's page each hold a hidden `.live-poll` element that
+   * htmx polls (its hx-trigger). The server answers 204 while nothing changed; otherwise
+   * the board's and the list's answer replaces the element, carrying the next cursor,
+   * the column counts and the cards (rows) of leads changed since, which are applied
+   * here to what the page shows; new leads only update the "n new leads" notice, so
+   * nothing jumps under the pointer. A lead's page gets its parts swapped by htmx. */
+
+  function highlight(node) {
+    node.classList.add("live-updated");
+    setTimeout(function () {
+      node.classList.remove("live-updated");
+    }, 1600);
+  }
+
+  /* The control that had focus in a card or row replaced by a fresh copy keeps it. */
+  function keepFocus(old, fresh) {
+    var active = document.activeElement;
+    if (!active || !old.contains(active)) return;
+    var same = active.id ? fresh.querySelector("#" + CSS.escape(active.id)) : null;
+    same = same || fresh.querySelector(active.tagName.toLowerCase());
+    if (same) same.focus();
+  }
+
+  function applyBoard(poll) {
+    poll.querySelectorAll("data.live-count").forEach(function (item) {
+      setCount(item.dataset.stage, parseInt(item.value, 10));
+    });
+    var template = poll.querySelector("template.live-cards");
+    if (!template) return;
+    // Oldest first, so that the most recently moved card ends on top of its column.
+    var fresh = Array.prototype.slice.call(template.content.querySelectorAll(".card"));
+    fresh.reverse().forEach(function (incoming) {
+      var card = document.getElementById(incoming.id);
+      // A card the board does not show stays unshown (its column's count says it); one
+      // being dragged or saved here is left to that move.
+      if (!card || card.dataset.stage === incoming.dataset.stage) return;
+      if (card.classList.contains("is-dragging") || card.classList.contains("is-saving")) return;
+      var home = column(incoming.dataset.stage);
+      if (!home) return;
+      var node = document.importNode(incoming, true);
+      home.querySelector(".cards").prepend(node);
+      keepFocus(card, node);
+      card.remove();
+      htmx.process(node);
+      highlight(node);
+    });
+  }
+
+  function applyList(poll) {
+    var template = poll.querySelector("template.live-rows");
+    if (!template) return;
+    template.content.querySelectorAll("tr[data-lead]").forEach(function (incoming) {
+      var row = document.getElementById(incoming.id);
+      if (!row || row.innerHTML === incoming.innerHTML) return;
+      var node = document.importNode(incoming, true);
+      row.after(node);
+      keepFocus(row, node);
+      row.remove();
+      htmx.process(node);
+      highlight(node);
+    });
+  }
+
+  htmx.onLoad(function (elt) {
+    if (elt.id === "board-live") applyBoard(elt);
+    else if (elt.id === "list-live") applyList(elt);
+  });
+
+  function isPoll(elt) {
+    return elt && elt.classList && elt.classList.contains("live-poll");
+  }
+
+  /* A hidden tab does not ask; it asks at once when shown again. */
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (isPoll(event.detail.elt) && document.hidden) event.preventDefault();
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) return;
+    document.querySelectorAll(".live-poll").forEach(function (poll) {
+      htmx.trigger(poll, "live-refresh");
+    });
+  });
+
+  /* An answer that is not the refresh's own (the session ended and the login page came
+   * back, or access to the lead was withdrawn) stops the refresh rather than land in the
+   * page; a server error is passing, and the next refresh asks again. */
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var poll = event.detail.elt;
+    if (!isPoll(poll)) return;
+    var xhr = event.detail.xhr;
+    var ours = xhr && xhr.responseURL && xhr.responseURL.indexOf("/changes/") !== -1;
+    if (!ours || (xhr.status >= 400 && xhr.status < 500)) {
+      event.detail.shouldSwap = false;
+      poll.remove();
+    }
   });
 
   /* --- Lead list: keep the sort control in step with header clicks. ----------------- */

@@ -1,7 +1,8 @@
 """The Content-Security-Policy in a real browser (hardening issue 16, item 5): the board, the
 list, a lead's page, the admin's changelist and change form, and the API docs each arrive
-with the policy, work under it (htmx swaps, drag-and-drop's script, the admin's scripts,
-Swagger UI rendering the schema) and cause no violation and no console error.
+with the policy, work under it (htmx swaps, drag-and-drop's script, the live refresh of
+the board, the list and a lead's page, the admin's scripts, Swagger UI rendering the
+schema) and cause no violation and no console error.
 
 Violations are collected twice: Chromium's console messages, and the page's own
 `securitypolicyviolation` events, recorded by a script Playwright adds before any of the
@@ -9,6 +10,7 @@ page's (it is injected by the browser, so the policy does not apply to it)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -16,9 +18,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, Response, expect
 
-from leads.models import Form, Lead
+from crm.services import add_note
+from leads.models import Form, Lead, PipelineStage, StageChange
 from leads.models import Page as FacebookPage
-from leads.pipeline import enter_pipeline_many
+from leads.pipeline import enter_pipeline, enter_pipeline_many, move_stage
 from tests.conftest import load_fixture
 
 pytestmark = [
@@ -132,9 +135,31 @@ def test_every_page_works_under_the_policy_without_a_violation(watched: Watch, l
     card.drag_to(tab.locator('.column[data-stage="contacted"]'))
     expect(tab.locator(f'.column[data-stage="contacted"] #lead-{ana.pk}')).to_be_visible()
     expect(tab.locator("#live")).to_have_text("Ana García moved to Contacted.")
+    # The card's move control opens when the pointer is over the card.
+    tab.locator(f"#lead-{wei.pk}").hover()
     tab.locator(f"#lead-{wei.pk} select").select_option("won")
     tab.locator(f"#lead-{wei.pk} button").click()
     expect(tab.locator(f'.column[data-stage="won"] #lead-{wei.pk}')).to_be_visible()
+
+    # The live refresh: a lead entering the pipeline elsewhere shows as a notice, which
+    # brings it in; a move made elsewhere moves its card.
+    def arrive(leadgen_id: str, name: str) -> Lead:
+        lead = Lead.objects.create(
+            leadgen_id=leadgen_id,
+            page=ana.page,
+            form=ana.form,
+            full_name=name,
+            created_time=dt.datetime(2025, 1, 5, 10, tzinfo=dt.UTC),
+            fetch_status=Lead.FetchStatus.COMPLETE,
+        )
+        enter_pipeline(lead)
+        return lead
+
+    zoe = arrive("9876543210987690", "Zoé Live")
+    tab.locator("#board-notice .live-notice").click()
+    expect(tab.locator(f"#lead-{zoe.pk}")).to_be_visible()
+    move_stage(zoe, stage=PipelineStage.objects.get(slug="lost"), via=StageChange.Via.API)
+    expect(tab.locator(f'.column[data-stage="lost"] #lead-{zoe.pk}')).to_be_visible()
 
     # The list, searched in place (an htmx swap).
     assert_policy(watched.visit("/leads/"))
@@ -145,20 +170,33 @@ def test_every_page_works_under_the_policy_without_a_violation(watched: Watch, l
     # off, templates/base.html): going back asks the server, whose answer is no-store.
     assert tab.evaluate("sessionStorage.getItem('htmx-history-cache')") is None
     tab.go_back()
-    expect(tab.locator(".leads-table tbody tr")).to_have_count(2)
+    expect(tab.locator(".leads-table tbody tr")).to_have_count(3)
+    # New leads wait behind the list's notice; a move made elsewhere updates its row.
+    arrive("9876543210987691", "Yann Live")
+    move_stage(
+        Lead.objects.get(pk=ana.pk),
+        stage=PipelineStage.objects.get(slug="won"),
+        via=StageChange.Via.API,
+    )
+    expect(tab.locator(f"#row-{ana.pk} .badge-stage")).to_have_text("Won")
+    tab.locator("#list-notice .live-notice").click()
+    expect(tab.locator(".leads-table tbody tr")).to_have_count(4)
 
     # A lead's page, and a note added in place.
     assert_policy(watched.visit(f"/leads/{ana.pk}/"))
     tab.get_by_role("textbox", name="Note").fill("Called under a strict policy.")
     tab.get_by_role("button", name="Add note").click()
     expect(tab.locator(".notes .note").first).to_contain_text("Called under a strict policy.")
+    # A note added elsewhere comes in place.
+    add_note(ana, author=get_user_model().objects.get(username="boss"), body="From elsewhere.")
+    expect(tab.locator(".notes .note").first).to_contain_text("From elsewhere.")
 
     # The admin: the changelist (actions, filters, search) and a change form.
     assert_policy(watched.visit("/admin/"))
     assert_policy(watched.visit("/admin/leads/lead/"))
     expect(tab.locator("#result_list")).to_contain_text("Ana García")
     tab.locator("#action-toggle").check()  # the admin's actions.js selects every row
-    expect(tab.locator(".action-counter")).to_contain_text("2 of 2 selected")
+    expect(tab.locator(".action-counter")).to_contain_text("4 of 4 selected")
     assert_policy(watched.visit(f"/admin/leads/lead/{ana.pk}/change/"))
     expect(tab.locator("#content h1")).to_be_visible()
     assert_policy(watched.visit("/admin/leads/pipelinestage/add/"))
