@@ -130,10 +130,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # The webhook's and the bulk read's statements (`leads.sql`, the only ones sent with
+    # The webhook's and the bulk read's statements (`core.db`, the only ones sent with
     # server-side binding; Django's own bind on the client and are never prepared) are
-    # prepared once they repeat: a webhook's statement then costs PostgreSQL about half
-    # (parsing and planning it took as long as running it; bench/webhook). Set
+    # prepared once they repeat: parsing and planning the webhook's statement took as
+    # long as running it (docs/performance.md#w9). Set
     # DATABASE_PREPARED_STATEMENTS=false behind a pooler that cannot keep them
     # (PgBouncer in transaction mode before 1.21, or with max_prepared_statements = 0).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(

@@ -33,7 +33,6 @@ from django.contrib.admin.utils import get_fields_from_path
 from django.core import checks
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import Count, F, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.defaultfilters import filesizeformat
@@ -47,7 +46,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from leads import csv_import, fastjson, fetching, queue, throttle, visibility
+from core.db import fastjson, tasks
+from core.db.postgres import estimated_count
+from leads import csv_import, fetching, throttle, visibility
 from leads.export import answer_pairs, disclaimer_pairs, lead_csv_lines
 from leads.graph import GraphError
 from leads.ingestion import NotReprocessable, reprocess_delivery
@@ -73,20 +74,7 @@ class CappedCountPaginator(Paginator):
         capped = rows.order_by()[: self.CAP + 1].count()
         if capped <= self.CAP:
             return capped
-        return max(_estimated_rows(rows) or 0, self.CAP)
-
-
-def _estimated_rows(rows: QuerySet) -> int | None:
-    connection = connections[rows.db]
-    if connection.vendor != "postgresql" or rows.query.where:
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-            [rows.model._meta.db_table],
-        )
-        found = cursor.fetchone()
-    return int(found[0]) if found and found[0] and found[0] > 0 else None
+        return max(estimated_count(rows) or 0, self.CAP)
 
 
 def _pretty_json(value: Any) -> str:
@@ -347,7 +335,7 @@ def queue_sync(
     usable_forms = [form for form in forms if fetching.usable_token(form.page)]
     skipped = len(pages) - len(usable_pages) + len(forms) - len(usable_forms)
     if usable_pages or usable_forms:
-        queue.enqueue_on_commit(
+        tasks.enqueue_on_commit(
             "leads.tasks.sync_now",
             [page.pk for page in usable_pages],
             [form.pk for form in usable_forms],

@@ -43,11 +43,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.db.sqlite import whole_page_statements
 from core.ids import meta_id
 from leads import fetching
-from leads.bulk import whole_page_statements
 from leads.graph import TOKEN_CODES, redirect_refusal, send
-from leads.ingestion import ensure_forms
+from leads.keys import ensure_forms
 from leads.lead_data import PHONE_KEYS, ZIP_KEYS, lead_columns, parse_bool, parse_meta_time
 from leads.models import Form, Lead, Page
 from leads.pipeline import enter_pipeline_many

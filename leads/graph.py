@@ -34,7 +34,7 @@ from django.core.cache import cache
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from leads import fastjson
+from core.db import fastjson
 from leads.redaction import appsecret_proof, redact
 
 logger = logging.getLogger("leads.graph")

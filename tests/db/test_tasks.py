@@ -1,4 +1,4 @@
-"""Tasks built ahead of time (`leads.queue.prepare`) are the packages django-q2 runs."""
+"""Tasks built ahead of time (`core.db.tasks.prepare`) are the packages django-q2 runs."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import logging
 import pytest
 from django.db import transaction
 
-from leads import queue
+from core.db import tasks
 from tests.conftest import queue_size, queued_tasks
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_a_prepared_task_is_the_package_async_task_would_queue():
-    task = queue.prepare("leads.tasks.fetch_leads", [4, 5])
+    task = tasks.prepare("leads.tasks.fetch_leads", [4, 5])
     task.enqueue()
     (queued,) = queued_tasks()
     assert (queued["func"], queued["args"], queued["kwargs"]) == (
@@ -29,11 +29,11 @@ def test_a_prepared_task_is_the_package_async_task_would_queue():
 
 def test_a_task_queued_on_commit_is_rolled_back_with_the_transaction():
     with pytest.raises(RuntimeError), transaction.atomic():
-        queue.enqueue_on_commit("leads.tasks.fetch_leads", [1])
+        tasks.enqueue_on_commit("leads.tasks.fetch_leads", [1])
         raise RuntimeError("the caller failed")
     assert queue_size() == 0
     with transaction.atomic():
-        queue.enqueue_on_commit("leads.tasks.fetch_leads", [1])
+        tasks.enqueue_on_commit("leads.tasks.fetch_leads", [1])
     assert [t["args"] for t in queued_tasks()] == [([1],)]
 
 
@@ -41,8 +41,8 @@ def test_a_broker_failure_on_enqueue_is_logged_not_raised(monkeypatch, caplog):
     def broker_down(self):
         raise ConnectionError("broker unavailable (injected)")
 
-    monkeypatch.setattr(queue.PreparedTask, "_push", broker_down)
-    with caplog.at_level(logging.ERROR, logger="leads.queue"):
-        queue.enqueue("leads.tasks.fetch_leads", [1])
+    monkeypatch.setattr(tasks.PreparedTask, "_push", broker_down)
+    with caplog.at_level(logging.ERROR, logger="core.db.tasks"):
+        tasks.enqueue("leads.tasks.fetch_leads", [1])
     assert "Could not queue leads.tasks.fetch_leads" in caplog.text
     assert queue_size() == 0
