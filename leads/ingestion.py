@@ -136,13 +136,13 @@ def _store(delivery: WebhookDelivery, changes: list[LeadgenChange]) -> None:
     only pending, due leads, so a stored lead is not fetched again on their account.
     """
     distinct = _distinct(changes)
-    tasks = _fetch_tasks([change.leadgen_id for change in distinct])
+    fetches = _fetch_tasks([change.leadgen_id for change in distinct])
     parent = PreparedInstance(delivery)  # with the outcome `_read` set
     with write_transaction() as write:
         leads = _lead_rows(distinct, write) if distinct else None
         write.write_delivery(
             parent=parent, children=leads, link="first_delivery_id", count="leads_created",
-            tasks=tasks,
+            tasks=fetches,
         )  # fmt: skip
 
 

@@ -37,8 +37,9 @@ class KeyCache:
 
     def get(self, model: KeyModel, meta_ids: Iterable[str]) -> dict[str, int]:
         """{Meta id: pk} of those of `meta_ids` this cache knows."""
-        keys = self._keys
-        return {meta_id: keys[model, meta_id] for meta_id in meta_ids if (model, meta_id) in keys}
+        # `.get`, not a test then a read: another thread may empty the cache in between.
+        found = {meta_id: self._keys.get((model, meta_id)) for meta_id in meta_ids}
+        return {meta_id: pk for meta_id, pk in found.items() if pk is not None}
 
     def remember(self, model: KeyModel, pks: Mapping[str, int]) -> None:
         """Remember committed rows' keys (see `remember_after_commit`)."""
