@@ -123,7 +123,7 @@ class WriteTransaction:
             return {}
         if self._one_statement:
             created = postgres.insert_with_parent(
-                children, parent, link=link, count=count, then=rows if rows else ()
+                children, parent, link=link, count=count, then=rows
             )
         else:
             cursor = self._begin()
