@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -59,10 +59,10 @@ def claim(
     now = timezone.now()
     with transaction.atomic():
         candidates = due_events(due_before=due_before)
-        if connection.features.has_select_for_update_skip_locked:
-            # PostgreSQL: a concurrent run skips the rows this one is taking instead of
-            # queueing behind our lock only to find them gone.
-            candidates = candidates.select_for_update(skip_locked=True)
+        # PostgreSQL: a concurrent run skips the rows this one is taking instead of
+        # queueing behind our lock only to find them gone. (SQLite has no row locks;
+        # Django ignores select_for_update there, its IMMEDIATE transaction serialises.)
+        candidates = candidates.select_for_update(skip_locked=True)
         ids = list(candidates.values_list("pk", flat=True)[:limit])
         if not ids or not take(ids, claim_token=claim_token, dataset=dataset, now=now):
             return []

@@ -25,13 +25,12 @@ import datetime as dt
 import logging
 import uuid
 
-from django.db import connections, router
 from django.db.models import Q
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from capi.models import SenderState
-from leads import sql
+from core.db import tasks
+from core.db.queries import set_after
 
 logger = logging.getLogger(__name__)
 
@@ -98,15 +97,9 @@ class Lease:
 
 def _queued_since(time: dt.datetime) -> bool:
     """Whether the queued mark was set after `time`. Asked after every commit that wrote
-    events (each page of a bulk read), with a plain statement: the ORM compiled this
-    query in eight times the time SQLite took to answer it (bench/backfill, profiled)."""
-    connection = connections[router.db_for_read(SenderState)]
-    with sql.cursor_for(connection) as cursor:
-        cursor.execute(
-            'SELECT 1 FROM "capi_senderstate" WHERE "id" = %s AND "send_queued_at" > %s',
-            [_ROW, connection.ops.adapt_datetimefield_value(time)],
-        )
-        return cursor.fetchone() is not None
+    events (each page of a bulk read), without the ORM's compiling
+    (docs/performance.md#b11)."""
+    return set_after(SenderState, pk=_ROW, field="send_queued_at", time=time)
 
 
 def request_send() -> bool:
@@ -126,7 +119,7 @@ def request_send() -> bool:
         if not unmarked.update(send_queued_at=now):
             return False
     try:
-        async_task(SEND_TASK)
+        tasks.push(SEND_TASK)
     except Exception:  # the broker is unavailable; the minute schedule sends meanwhile
         logger.exception("Could not queue %s; the minute schedule will send", SEND_TASK)
         state.filter(send_queued_at=now).update(send_queued_at=None)

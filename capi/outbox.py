@@ -17,11 +17,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import transaction
-
 from capi import lease
 from capi.models import ConversionEvent
-from leads import sql
+from core.db.inserts import insert_rows
+from core.db.queries import on_commit_once
 from leads.models import Lead, PipelineStage, StageChange
 
 logger = logging.getLogger(__name__)
@@ -88,7 +87,7 @@ def record_stage_changes(
 
     # No skip_existing: a second event for one stage change is a bug, and the unique
     # constraint failing the transaction is the right answer to it.
-    sql.insert_rows(
+    insert_rows(
         ConversionEvent,
         [
             {
@@ -119,12 +118,7 @@ def queue_send_on_commit() -> None:
     (the task is queued unless one is already queued or running).
 
     A bulk operation may announce its changes in several signals inside one transaction;
-    one task sends them all. The callback list is the transaction's own, so a savepoint
-    rollback that drops our callback lets the next call add it again.
+    one task sends them all (a savepoint rollback that drops the request lets the next
+    call add it again: `core.db.queries.on_commit_once`).
     """
-    connection = transaction.get_connection()
-    if connection.in_atomic_block and any(
-        entry[1] is _send_after_commit for entry in connection.run_on_commit
-    ):
-        return
-    transaction.on_commit(_send_after_commit)
+    on_commit_once(_send_after_commit)

@@ -19,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.db.models import Count
 from django.utils import timezone
 
 from capi.models import ConversionEvent
+from core.db import queries
 from leads.models import Lead
 
 # A terminal's line is rewritten this often; its cost is the three counts.
@@ -140,7 +141,7 @@ class Heartbeat:
                 self.last_minute.seed(now, total=counts.leads, recent=self.recent(since))
         except DatabaseError as exc:
             # Say so and try again next time, on a new connection.
-            connection.close()
+            queries.drop_connection()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             line = f"{at:%H:%M:%S}  database not answering: {reason}"
         else:

@@ -16,6 +16,8 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from core.db import options as database_options
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -120,25 +122,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if _name != ":memory:" and not Path(_name).is_absolute():
         # sqlite:///db.sqlite3 means the repo's db.sqlite3, whatever the working directory.
         DATABASES["default"]["NAME"] = str(BASE_DIR / _name)
-    # The web process and the worker write to the same file: wait for the lock instead of
-    # failing with "database is locked", and let readers proceed while one process writes.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "timeout": 20,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update(database_options.SQLITE)
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # The webhook's and the bulk read's statements (`leads.sql`, the only ones sent with
-    # server-side binding; Django's own bind on the client and are never prepared) are
-    # prepared once they repeat: a webhook's statement then costs PostgreSQL about half
-    # (parsing and planning it took as long as running it; bench/webhook). Set
-    # DATABASE_PREPARED_STATEMENTS=false behind a pooler that cannot keep them
-    # (PgBouncer in transaction mode before 1.21, or with max_prepared_statements = 0).
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "prepare_threshold", 5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
-    )
+    # DATABASE_PREPARED_STATEMENTS=false behind a pooler that cannot keep them.
+    for _key, _value in database_options.postgresql(
+        prepared_statements=env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+    ).items():
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(_key, _value)
 # Persistent connections, also for SQLite: opening one costs more than a webhook's queries.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)

@@ -14,11 +14,12 @@ from typing import Any
 import django_filters
 from django import forms
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import F, Lookup, QuerySet, Value
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Replace
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.db.lookups import Like
 from core.ids import meta_id
 from crm.access import users_sharing_pages, visible_pages
 from leads.models import Form, Lead, Page, PipelineStage
@@ -42,17 +43,6 @@ PLATFORM_CHOICES = [("fb", "Facebook"), ("ig", "Instagram")]
 # "+34 612 345 678" however the lead typed it.
 PHONE_QUERY = re.compile(r"^\+?[\d\s().\-/]{4,}$")
 PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "/")
-
-
-class Like(Lookup):
-    """`lhs LIKE pattern`, the pattern used as given (Django's `contains` escapes `%`)."""
-
-    lookup_name = "like"
-
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} LIKE {rhs}", [*lhs_params, *rhs_params]
 
 
 def _digits_only(field: str) -> Any:

@@ -24,12 +24,10 @@ to a time up to which every lead is stored. See `_new_mark` for the safety lag.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import enum
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,13 +35,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.db import fastjson, sqlite
+from core.db.inserts import insert_rows, pks_by
+from core.db.sqlite import whole_page_statements
 from core.ids import meta_id
 from core.meta import LEAD_FIELDS
-from leads import dblock, fastjson, fetching, redaction, sql
+from leads import fetching, redaction
 from leads.graph import (
     GraphClient,
     GraphError,
@@ -51,7 +52,7 @@ from leads.graph import (
     ThrottledError,
     TokenError,
 )
-from leads.ingestion import ensure_forms
+from leads.keys import ensure_forms
 from leads.lead_data import LEAD_COLUMNS, MAX_DEPTH, lead_columns, within_depth
 from leads.models import Form, Lead, Page
 from leads.pages import sync_forms
@@ -233,33 +234,6 @@ Progress = Callable[[ReadResult], None]
 # --- Storing a page ------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def whole_page_statements(using: str = "default") -> Iterator[None]:
-    """Let one INSERT or UPDATE carry a whole page on SQLite.
-
-    Django 5.2 assumes SQLite's historic limit of 999 variables per statement and splits a
-    500-lead insert (37 columns each) into 17 statements; SQLite 3.32+ allows 32,766 and
-    Django 6.0 reads the real limit. Do the same while a page is stored, so a page costs a
-    fixed number of queries. Other backends are left as they are (PostgreSQL has no
-    such split). Connections are per thread, so the change is never seen elsewhere.
-    """
-    connection = connections[using]
-    if connection.vendor != "sqlite":
-        yield
-        return
-    connection.ensure_connection()
-    features = connection.features
-    saved = features.__dict__.get("max_query_params")
-    features.max_query_params = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    try:
-        yield
-    finally:
-        if saved is None:
-            del features.max_query_params
-        else:
-            features.max_query_params = saved
-
-
 def store_page(
     rows: Iterable[Any],
     *,
@@ -348,10 +322,9 @@ def _upsert(
     page: Page | None,
     forms: dict[str, Form],
 ) -> None:
-    # Which of these leads we have: one plain statement (the ORM's compiling was a
-    # twentieth of a page's time, for a first bulk read that finds none of them). Those
+    # Which of these leads we have: one plain statement (docs/performance.md#b9). Those
     # are then read under lock (PostgreSQL), so that a fetch worker's claim waits for us.
-    stored = sql.pks_by(Lead, "leadgen_id", parsed)
+    stored = pks_by(Lead, "leadgen_id", parsed)
     existing = (
         {
             row["leadgen_id"]: row
@@ -402,7 +375,7 @@ def _upsert(
     entry = Entry.now()
     created: dict[str, int] = {}
     if new:
-        created = sql.insert_rows(
+        created = insert_rows(
             Lead,
             new,
             key="leadgen_id",
@@ -603,8 +576,8 @@ def _read(
             deadline=deadline,
         )
     finally:
-        if result.created >= dblock.STATISTICS_AFTER_ROWS:
-            dblock.refresh_statistics()  # the lead table grew: keep the planner's view true
+        if result.created >= sqlite.STATISTICS_AFTER_ROWS:
+            sqlite.refresh_statistics()  # the lead table grew: keep the planner's view true
 
 
 def _read_pages(

@@ -28,11 +28,12 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from core.db import tasks
 from core.ids import meta_id
-from leads import crypto, queue
+from leads import crypto
 from leads.crypto import TokenDecryptionError
 from leads.graph import GraphClient, GraphError, RetryableError, ThrottledError, TokenError
-from leads.ingestion import ensure_forms
+from leads.keys import ensure_forms
 from leads.lead_data import lead_columns, within_depth
 from leads.models import Lead, Page
 from leads.pipeline import enter_pipeline
@@ -44,6 +45,9 @@ Status = Lead.FetchStatus
 
 # A claim older than this belongs to a worker that died: django-q2 kills a task after its
 # `timeout`, so nothing legitimate holds a claim much longer.
+# Lead ids per fetch task: small enough that workers share a large delivery, large enough
+# that a 1000-lead delivery does not write 1000 broker rows inside the webhook request.
+FETCH_CHUNK = 25
 STALE_CLAIM = dt.timedelta(seconds=int(settings.Q_CLUSTER["timeout"]) + 60)  # type: ignore[call-overload]
 MAX_DEFERRAL = dt.timedelta(hours=1)
 
@@ -243,6 +247,12 @@ def usable_token(page: Page | None) -> str:
     return token
 
 
+def enqueue_fetches_on_commit(lead_ids: Iterable[int]) -> None:
+    """Queue the fetch of these leads, FETCH_CHUNK to a task, with the commit."""
+    for chunk in tasks.chunks(lead_ids, FETCH_CHUNK):
+        tasks.enqueue_on_commit("leads.tasks.fetch_leads", chunk)
+
+
 def resume_page(page: Page) -> int:
     """Requeue the page's parked leads (after a new token). Returns how many."""
     with transaction.atomic():
@@ -257,7 +267,7 @@ def resume_page(page: Page) -> int:
             fetch_error="",
             updated_at=timezone.now(),
         )
-        queue.enqueue_fetches_on_commit(ids)
+        enqueue_fetches_on_commit(ids)
     return len(ids)
 
 
@@ -286,7 +296,7 @@ def refetch(leads: QuerySet[Lead], *, include_complete: bool = False) -> int:
             fetch_error="",
             updated_at=now,
         )
-        queue.enqueue_fetches_on_commit(ids)
+        enqueue_fetches_on_commit(ids)
     return len(ids)
 
 

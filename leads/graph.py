@@ -34,8 +34,8 @@ from django.core.cache import cache
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from core.db import fastjson
 from core.meta import LEAD_FIELDS
-from leads import fastjson
 from leads.redaction import appsecret_proof, redact
 
 logger = logging.getLogger("leads.graph")

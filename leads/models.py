@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from core.db.queries import first_row
 from leads import crypto
 
 META_ID_LENGTH = 64
@@ -124,13 +125,12 @@ class PipelineStage(models.Model):
         """The stage a new lead enters. A pipeline without stages is a configuration
         error the data migration prevents; fail loudly rather than invent one.
 
-        A raw query, as a bulk read asks on every page: compiling even this one with the
-        ORM cost three times what `raw` does (bench/backfill, profiled)."""
-        for stage in cls.objects.raw(
-            'SELECT * FROM "leads_pipelinestage" ORDER BY "position", "id" LIMIT 1'
-        ):
-            return stage
-        raise cls.DoesNotExist("The pipeline has no stages.")
+        A bulk read asks on every page: read without the ORM's compiling
+        (docs/performance.md#b10)."""
+        stage = first_row(cls)
+        if stage is None:
+            raise cls.DoesNotExist("The pipeline has no stages.")
+        return stage
 
 
 class Lead(models.Model):

@@ -10,7 +10,7 @@ from django.utils import timezone
 from core.ids import meta_id
 from leads import fetching
 from leads.graph import GraphClient
-from leads.ingestion import ensure_pages
+from leads.keys import ensure_pages
 from leads.lead_data import parse_meta_time
 from leads.models import Form, Page
 from leads.redaction import forget_page_tokens

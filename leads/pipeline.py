@@ -15,7 +15,7 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from leads import sql
+from core.db.inserts import insert_rows
 from leads.models import Lead, PipelineStage, StageChange
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def record_entries(
     # while it holds the write lock); the instances are built for the receivers.
     # What every change shares is adapted for the database once (`common`).
     common = {"to_stage_id": entry.stage.pk, "changed_at": entry.at, "via": via}
-    inserted = sql.insert_rows(
+    inserted = insert_rows(
         StageChange, [{"lead_id": pk} for pk in lead_pks], key="lead_id", common=common
     )
     # As rows read back would be (`from_db`, positional: several times cheaper than

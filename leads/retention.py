@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from leads.dblock import serialized_writes
+from core.db.sqlite import serialized_writes
 from leads.models import WebhookDelivery
 
 BATCH_SIZE = 500

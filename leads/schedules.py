@@ -34,7 +34,7 @@ def ensure_schedules(**kwargs: Any) -> None:
             "repeats": -1,
         },
     )
-    # SQLite's planner statistics (leads.dblock.refresh_statistics); a no-op elsewhere.
+    # SQLite's planner statistics (core.db.sqlite.refresh_statistics); a no-op elsewhere.
     Schedule.objects.update_or_create(
         name="leads: refresh database statistics",
         defaults={

@@ -15,7 +15,8 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from leads import bulk, dblock, fetching, queue, retention
+from core.db import sqlite, tasks
+from leads import bulk, fetching, retention
 from leads.models import Form, Page
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ def sweep_lead_fetches() -> dict[str, int]:
     leads whose task was lost because the broker was down)."""
     released = fetching.release_stale_claims()
     due = fetching.due_lead_ids()
-    for chunk in queue.chunks(due):
-        queue.enqueue("leads.tasks.fetch_leads", chunk)
+    for chunk in tasks.chunks(due, fetching.FETCH_CHUNK):
+        tasks.enqueue("leads.tasks.fetch_leads", chunk)
     # After the due list, so resumed leads (queued by resume itself) are not queued twice.
     resumed = fetching.resume_pages_with_new_tokens()
     if released or resumed or due:
@@ -132,7 +133,7 @@ def _follow_up(report: bulk.SyncReport) -> None:
     retry_after = report.retry_after
     if retry_after is None:
         # Out of time, not throttled: carry on at once in a new task.
-        queue.enqueue("leads.tasks.reconcile_leads", pks, resume)
+        tasks.enqueue("leads.tasks.reconcile_leads", pks, resume)
         return
     from django_q.models import Schedule
 
@@ -155,7 +156,7 @@ def _follow_up(report: bulk.SyncReport) -> None:
 
 
 def refresh_statistics() -> None:
-    dblock.refresh_statistics()
+    sqlite.refresh_statistics()
 
 
 def prune_webhook_deliveries() -> dict[str, int]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from core.clientip import address_key
+from core.db.queries import ping
 from leads.ingestion import Throttled, kept_headers, receive_delivery
 from leads.models import WebhookDelivery
 
@@ -198,9 +199,7 @@ class MetaWebhookView(APIView):
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness with a database round trip, for load balancers and `make run`."""
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        ping()
     except DatabaseError:
         logger.warning("healthz: database unavailable")
         return JsonResponse({"status": "error", "database": "unavailable"}, status=503)

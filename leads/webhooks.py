@@ -7,8 +7,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
+from core.db import fastjson
 from core.ids import meta_id
-from leads import fastjson
 
 SIGNATURE_PREFIX = b"sha256="
 

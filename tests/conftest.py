@@ -95,10 +95,10 @@ def fresh_queue_and_cache() -> Iterator[None]:
     Redis broker's is not, so it is emptied around every test. The caches likewise."""
     from django.core.cache import cache
 
-    from leads.ingestion import forget_known_pks
+    from leads.keys import KEYS
 
     cache.clear()
-    forget_known_pks()  # the test database's rows, and their keys, are rolled back
+    KEYS.forget()  # the test database's rows, and their keys, are rolled back
     if not settings.REDIS_URL:
         yield
         return

@@ -11,7 +11,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from leads import fastjson, throttle
+from core.db import fastjson
+from leads import throttle
 from leads.admin.display import pretty_json
 from leads.admin.paging import CappedCountPaginator
 from leads.admin.scoping import PageScopedAdmin

@@ -9,7 +9,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from leads import fetching, queue
+from core.db import tasks
+from leads import fetching
 from leads.admin.scoping import PageScopedAdmin
 from leads.graph import GraphError
 from leads.models import Form, Page
@@ -131,7 +132,7 @@ def queue_sync(
     usable_forms = [form for form in forms if fetching.usable_token(form.page)]
     skipped = len(pages) - len(usable_pages) + len(forms) - len(usable_forms)
     if usable_pages or usable_forms:
-        queue.enqueue_on_commit(
+        tasks.enqueue_on_commit(
             "leads.tasks.sync_now",
             [page.pk for page in usable_pages],
             [form.pk for form in usable_forms],

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
+
+from core.db.postgres import estimated_count
 
 
 class CappedCountPaginator(Paginator):
@@ -25,17 +26,4 @@ class CappedCountPaginator(Paginator):
         capped = rows.order_by()[: self.CAP + 1].count()
         if capped <= self.CAP:
             return capped
-        return max(_estimated_rows(rows) or 0, self.CAP)
-
-
-def _estimated_rows(rows: QuerySet) -> int | None:
-    connection = connections[rows.db]
-    if connection.vendor != "postgresql" or rows.query.where:
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-            [rows.model._meta.db_table],
-        )
-        found = cursor.fetchone()
-    return int(found[0]) if found and found[0] and found[0] > 0 else None
+        return max(estimated_count(rows) or 0, self.CAP)

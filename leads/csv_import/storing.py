@@ -12,10 +12,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from leads.bulk import whole_page_statements
+from core.db.sqlite import whole_page_statements
 from leads.csv_import.mapping import ParsedRow, Rejection, parse_row
 from leads.csv_import.reading import NotALeadExport, decode, read_rows
-from leads.ingestion import ensure_forms
+from leads.keys import ensure_forms
 from leads.lead_data import LEAD_COLUMNS
 from leads.models import Form, Lead, Page
 from leads.pipeline import enter_pipeline_many

@@ -228,7 +228,7 @@ def test_a_broker_outage_leaves_no_stale_mark(monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(lease, "async_task", down)
+    monkeypatch.setattr(lease.tasks, "push", down)
     lead = make_lead()
     enter_pipeline(lead)
     assert SenderState.current().send_queued_at is None

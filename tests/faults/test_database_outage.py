@@ -26,7 +26,7 @@ FAILURE_POINTS = {
     "page insert": ("INSERT", "leads_page"),
     "form insert": ("INSERT", "leads_form"),
     "lead insert": ("INSERT", "leads_lead"),
-    # The ORM broker's task row is written in the same transaction (leads.queue).
+    # The ORM broker's task row is written in the same transaction (core.db.tasks).
     "fetch task insert": ("INSERT", "django_q_ormq"),
 }
 
@@ -115,7 +115,8 @@ def test_a_broker_down_after_commit_leaves_the_leads_to_the_sweep(
     """With a broker outside the database (Redis), the fetch is pushed after commit; when
     the broker is down just then, the delivery and its leads are stored and the sweep
     queues their fetch. (Forced here whichever broker the run uses.)"""
-    from leads import fetching, queue
+    from core.db import tasks as queue
+    from leads import fetching
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unavailable (injected)")

@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from capi import sending
 from capi.models import ConversionEvent
 from leads import fetching
-from leads.ingestion import forget_known_pks
+from leads.keys import KEYS
 from leads.models import Lead, PipelineStage, StageChange
 from leads.pipeline import move_stage
 from tests.conftest import GRAPH, change_value, graph_lead, leadgen_body, queued_tasks, run_tasks
@@ -74,7 +74,7 @@ def make_machine(post_webhook, graph: responses.RequestsMock, meta: Meta):
             queued_tasks()  # drop what is left, so the next example starts empty
             transaction.set_rollback(True)
             self.savepoint.__exit__(None, None, None)
-            forget_known_pks()  # the rolled-back pages and forms
+            KEYS.forget()  # the rolled-back pages and forms
 
         def _run_tasks(self) -> None:
             run_tasks(queued_tasks())

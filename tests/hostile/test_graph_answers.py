@@ -23,8 +23,9 @@ from django.test import override_settings
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from core.db import fastjson
 from core.ids import meta_id
-from leads import bulk, fastjson, fetching
+from leads import bulk, fetching
 from leads.graph import GraphError
 from leads.lead_data import MAX_DEPTH, TOO_DEEP, cut_deep
 from leads.models import Form, Lead, Page

@@ -14,8 +14,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from capi.user_data import build_user_data
+from core.db import fastjson
 from core.ids import MAX_META_ID, meta_id, meta_id_number
-from leads import bulk, csv_import, fastjson
+from leads import bulk, csv_import
 from leads.models import Form, Lead, Page
 from leads.webhooks import leadgen_changes, parse_payload
 from sandbox import MetaSandbox

@@ -245,7 +245,9 @@ def test_a_known_page_and_form_cost_one_statement_on_postgresql(
     run between BEGIN IMMEDIATE and COMMIT, under the write lock."""
     from django.db import connection
 
-    post_webhook(leadgen_body([[change_value(1)]]))
+    post_webhook(leadgen_body([[change_value(1)]]))  # the page and form are looked up
+    # ...and the process's one-time lookups done (PostgreSQL: the delivery's sequence name).
+    post_webhook(leadgen_body([[change_value(3)]]))
     queued_tasks()
     statements = 1 if connection.vendor == "postgresql" else 5
     if settings.REDIS_URL and connection.vendor == "sqlite":  # pushed to Redis, not written
@@ -375,17 +377,17 @@ def test_webhook_request_makes_no_outbound_http_call(post_webhook):
 def test_rolled_back_ingestion_leaves_no_lead_and_no_queued_task(client, monkeypatch, settings):
     """The database fails after the leads were inserted and their fetch queued: everything
     rolls back together, the webhook answers 5xx (Meta retries) and no fetch is queued."""
-    from leads import queue
+    from core.db.writes import WriteTransaction
     from leads.webhooks import sign
 
-    original_enqueue = queue.PreparedTask.enqueue_on_commit
+    original_write = WriteTransaction.write_delivery
 
-    def enqueue_then_fail(task):
-        original_enqueue(task)
+    def write_then_fail(write, **kwargs):
+        original_write(write, **kwargs)
         assert Lead.objects.count() == 2
         raise DatabaseError("disk I/O error")
 
-    monkeypatch.setattr(queue.PreparedTask, "enqueue_on_commit", enqueue_then_fail)
+    monkeypatch.setattr(WriteTransaction, "write_delivery", write_then_fail)
     body = json.dumps(leadgen_body([[change_value(1), change_value(2)]])).encode()
     client.raise_request_exception = False
     response = client.post(
@@ -429,7 +431,7 @@ def test_processing_bug_keeps_the_delivery_with_its_error(post_webhook, monkeypa
     def explode(*args, **kwargs):
         raise KeyError("surprise")
 
-    monkeypatch.setattr("leads.ingestion.create_webhook_leads", explode)
+    monkeypatch.setattr("leads.ingestion._lead_rows", explode)
     response = post_webhook(leadgen_body([[change_value(1)]]))
     assert response.status_code == 500
     delivery = WebhookDelivery.objects.get()
@@ -441,8 +443,11 @@ def test_processing_bug_keeps_the_delivery_with_its_error(post_webhook, monkeypa
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_remembered_page_deleted_since_costs_one_retry(client, settings):
-    """Page and form keys are remembered per process; when the rows are gone, the lead's
-    foreign keys fail at COMMIT, the webhook answers 503 and Meta's retry stores the lead."""
+    """Page and form keys are remembered per process; when another process deleted the
+    rows, the lead's foreign keys fail at COMMIT, the webhook answers 503 and Meta's retry
+    stores the lead."""
+    from django.db import connection
+
     from leads.webhooks import sign
 
     def deliver(lead: int):
@@ -456,8 +461,9 @@ def test_a_remembered_page_deleted_since_costs_one_retry(client, settings):
     client.raise_request_exception = False
     assert deliver(1).status_code == 200
     Lead.objects.all().delete()
-    Form.objects.all().delete()
-    Page.objects.all().delete()
+    with connection.cursor() as cursor:  # as another process would: no signal here
+        cursor.execute('DELETE FROM "leads_form"')
+        cursor.execute('DELETE FROM "leads_page"')
 
     assert deliver(2).status_code == 503
     assert not Lead.objects.exists() and WebhookDelivery.objects.count() == 1  # the first
@@ -536,18 +542,16 @@ def test_sqlite_writes_a_known_page_delivery_in_one_immediate_transaction(client
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_known_page_delivery_with_a_stored_lead_counts_the_new_one_only(client):
-    from django.db import connection
-
     assert _deliver(client, 1).status_code == 200
     queued_tasks()
     response = _deliver(client, 1, 2)
     assert response.json() == {"received": 2, "new_leads": 1}
     assert WebhookDelivery.objects.order_by("pk").last().leads_created == 1
     assert Lead.objects.count() == 2
-    # SQLite queues the new lead's fetch; PostgreSQL's one statement names the delivery's
-    # every lead (a fetch claims pending leads only, once: see _store_in_one_statement).
-    expected = ["1", "2"] if connection.vendor == "postgresql" else ["2"]
-    assert [t["args"] for t in queued_tasks()] == [(expected,)]
+    # On every database and broker, the task names the delivery's every lead: it is built
+    # before anyone knows which are new, and a fetch claims pending, due leads only, once
+    # (core.db.writes). Lead 1's own task was taken above.
+    assert [t["args"] for t in queued_tasks()] == [(["1", "2"],)]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -561,9 +565,18 @@ def test_a_bug_midway_rolls_a_known_page_delivery_back(client, monkeypatch):
         raise KeyError("surprise")
 
     if connection.vendor == "postgresql":  # one statement there
-        monkeypatch.setattr("leads.sql.insert_with_parent", explode)
+        monkeypatch.setattr("core.db.postgres.insert_with_parent", explode)
     else:  # after the delivery's INSERT, under the write lock
-        monkeypatch.setattr("leads.ingestion.create_webhook_leads", explode)
+        from core.db.inserts import PreparedInsert
+
+        original_set = PreparedInsert.set
+
+        def explode_at_the_link(rows, name, value):
+            if name == "first_delivery_id":
+                explode()
+            original_set(rows, name, value)
+
+        monkeypatch.setattr(PreparedInsert, "set", explode_at_the_link)
     response = _deliver(client, 2)
     assert response.status_code == 500
     failed = WebhookDelivery.objects.order_by("pk").last()

@@ -128,7 +128,7 @@ class Command(BaseCommand):
             self._bar = tqdm(
                 desc=result.label,
                 unit=" leads",
-                file=self.stdout._out,  # the raw stream: OutputWrapper adds newlines
+                file=_Unended(self.stdout),
                 dynamic_ncols=True,
                 leave=False,
             )
@@ -153,3 +153,17 @@ class Command(BaseCommand):
         if getattr(self, "_bar", None) is not None:
             self._bar.close()
             self._bar = None
+
+
+class _Unended:
+    """The command's stdout for tqdm's bar: OutputWrapper ends every write with a newline
+    unless told otherwise, which would print the bar once per line."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def write(self, text: str) -> None:
+        self.out.write(text, ending="")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.out, name)

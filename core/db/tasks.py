@@ -1,4 +1,5 @@
-"""Queue background work for when the surrounding transaction commits, passing ids only.
+"""The one way to queue background work: django-q2 tasks, passing ids only, visible to
+workers only once the surrounding transaction commits.
 
 A task queued inside an open transaction must not run before the rows it needs are
 visible, nor for rows that are then rolled back. With the ORM broker on our own database
@@ -10,8 +11,8 @@ down then, the work is not lost either: every queued job here has a row with a s
 lead waiting for its fetch, an event waiting to be sent) that a scheduled sweep re-queues.
 
 A task can be prepared (`prepare`) before the transaction: its package is pickled and
-signed then, so that queueing it inside costs one INSERT. The webhook does this to keep
-its time under SQLite's write lock short.
+signed then, so that queueing it inside costs one INSERT (docs/performance.md#w5). The
+package is the one django-q2's `async_task` builds (tests/db/test_tasks.py pins it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,21 +34,17 @@ from django_q.signals import pre_enqueue
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
-from leads import sql
+from core.db.inserts import PreparedInsert
 
 logger = logging.getLogger(__name__)
 
-# Lead ids per fetch task: small enough that workers share a large delivery, large enough
-# that a 1000-lead delivery does not write 1000 broker rows inside the webhook request.
-FETCH_CHUNK = 25
-
 
 class _OrmBroker(ORM):
-    """django-q2's ORM broker, writing its task row in one prepared statement (the webhook
+    """django-q2's ORM broker, writing its task row as one prepared statement (the webhook
     writes it inside its transaction, while it holds SQLite's write lock)."""
 
-    def row(self, task: str) -> sql.PreparedInsert:
-        return sql.PreparedInsert(
+    def row(self, task: str) -> PreparedInsert:
+        return PreparedInsert(
             OrmQ,
             [{"key": self.list_key or Conf.CLUSTER_NAME, "payload": task, "lock": timezone.now()}],
             key="id",
@@ -80,8 +77,9 @@ class PreparedTask:
     func: str
     args: tuple[Any, ...]
     package: str
-    # The ORM broker's row, its values adapted too (None with another broker).
-    row: sql.PreparedInsert | None
+    # The ORM broker's row, its values adapted too (None with another broker): written in
+    # the transaction, by `enqueue_on_commit` or by `core.db.writes`.
+    row: PreparedInsert | None
 
     def enqueue(self) -> None:
         """Queue it now (outside a transaction, or when losing it is recoverable)."""
@@ -108,11 +106,11 @@ class PreparedTask:
 
 
 def prepare(func: str, *args: object) -> PreparedTask:
-    """Build the package of task `func(*args)` as django-q2's `async_task` does."""
+    """Build the package of task `func(*args)` as django-q2's `async_task` does (with our
+    own task name, which the admin's task lists show: what ran, and which run it was)."""
     task_id = uuid.uuid4().hex
     task: dict[str, Any] = {
         "id": task_id,
-        # Shown in the admin's task lists: what ran, and which run it was.
         "name": f"{func.rsplit('.', 1)[-1]}-{task_id[:8]}",
         "func": func,
         "args": args,
@@ -131,7 +129,8 @@ def prepare(func: str, *args: object) -> PreparedTask:
 
 
 def enqueue(func: str, *args: object) -> None:
-    """Queue a task now (outside a transaction, or when losing it is recoverable)."""
+    """Queue a task now (outside a transaction, or when losing it is recoverable). A broker
+    that is down is logged, not raised: the sweeps recover the work."""
     try:
         task = prepare(func, *args)
     except Exception:
@@ -145,11 +144,13 @@ def enqueue_on_commit(func: str, *args: object) -> None:
     prepare(func, *args).enqueue_on_commit()
 
 
-def chunks(ids: Iterable[Any], size: int = FETCH_CHUNK) -> list[list[Any]]:
-    items: Sequence[Any] = list(ids)
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+def push(func: str, *args: object) -> None:
+    """Queue a task now and raise if the broker is down, for a caller that must know (one
+    that marked a row as queued and has to unmark it)."""
+    prepare(func, *args)._push()
 
 
-def enqueue_fetches_on_commit(lead_ids: Iterable[int]) -> None:
-    for chunk in chunks(lead_ids):
-        enqueue_on_commit("leads.tasks.fetch_leads", chunk)
+def chunks(ids: Iterable[Any], size: int) -> list[list[Any]]:
+    """`ids` in lists of at most `size`, one task's worth each."""
+    items = list(ids)
+    return [items[i : i + size] for i in range(0, len(items), size)]

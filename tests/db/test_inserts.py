@@ -11,7 +11,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from leads import sql
+from core.db import inserts
 from leads.models import Lead, Page, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def test_insert_rows_skips_stored_keys_and_returns_only_the_new_rows():
     Lead.objects.create(leadgen_id="1", page=page)
     rows = [{"leadgen_id": str(i), "page_id": page.pk} for i in (1, 2, 3)]
 
-    inserted = sql.insert_rows(Lead, rows, key="leadgen_id", skip_existing=True)
+    inserted = inserts.insert_rows(Lead, rows, key="leadgen_id", skip_existing=True)
 
     assert set(inserted) == {"2", "3"}
     assert inserted == dict(
@@ -33,7 +33,7 @@ def test_insert_rows_skips_stored_keys_and_returns_only_the_new_rows():
 
 def test_insert_rows_fills_defaults_common_values_and_auto_now_like_the_orm():
     page = Page.objects.create(page_id="1111")
-    sql.insert_rows(
+    inserts.insert_rows(
         Lead,
         [{"leadgen_id": "7", "page_id": page.pk}],
         key="leadgen_id",
@@ -50,7 +50,7 @@ def test_insert_rows_without_skipping_raises_on_a_stored_key():
     page = Page.objects.create(page_id="1111")
     Lead.objects.create(leadgen_id="1", page=page)
     with pytest.raises(IntegrityError), transaction.atomic():
-        sql.insert_rows(Lead, [{"leadgen_id": "1", "page_id": page.pk}], key="leadgen_id")
+        inserts.insert_rows(Lead, [{"leadgen_id": "1", "page_id": page.pk}], key="leadgen_id")
 
 
 def test_insert_rows_splits_statements_under_the_parameter_limit(monkeypatch):
@@ -58,12 +58,12 @@ def test_insert_rows_splits_statements_under_the_parameter_limit(monkeypatch):
     width = len([f for f in Lead._meta.concrete_fields if not f.primary_key])
     monkeypatch.setattr(connection.features, "max_query_params", width * 3)
     rows = [{"leadgen_id": str(i), "page_id": page.pk} for i in range(10)]
-    inserted = sql.insert_rows(Lead, rows, key="leadgen_id", skip_existing=True)
+    inserted = inserts.insert_rows(Lead, rows, key="leadgen_id", skip_existing=True)
     assert len(inserted) == 10 == Lead.objects.count()
 
 
 def test_insert_sets_the_key_and_auto_now_add_of_the_instance():
-    delivery = sql.insert(WebhookDelivery(body=b"\x00raw", headers={"A": "b"}))
+    delivery = inserts.insert(WebhookDelivery(body=b"\x00raw", headers={"A": "b"}))
     assert delivery.pk is not None and not delivery._state.adding
     stored = WebhookDelivery.objects.get()
     assert stored.pk == delivery.pk
@@ -73,14 +73,14 @@ def test_insert_sets_the_key_and_auto_now_add_of_the_instance():
 
 def test_pks_by_finds_stored_values_only():
     page = Page.objects.create(page_id="1111")
-    assert sql.pks_by(Page, "page_id", ["1111", "2222"]) == {"1111": page.pk}
-    assert sql.pks_by(Page, "page_id", []) == {}
+    assert inserts.pks_by(Page, "page_id", ["1111", "2222"]) == {"1111": page.pk}
+    assert inserts.pks_by(Page, "page_id", []) == {}
 
 
 def test_a_prepared_insert_takes_a_late_value_in_every_row():
     page = Page.objects.create(page_id="1111")
     delivery = WebhookDelivery.objects.create(body=b"{}", headers={})
-    insert = sql.PreparedInsert(
+    insert = inserts.PreparedInsert(
         Lead,
         [{"leadgen_id": str(i), "page_id": page.pk} for i in (1, 2)],
         key="leadgen_id",
@@ -95,7 +95,7 @@ def test_a_prepared_insert_takes_a_late_value_in_every_row():
 def test_a_conditional_statement_inserts_its_row_only_when_the_condition_holds(condition, rows):
     from django_q.models import OrmQ
 
-    insert = sql.PreparedInsert(
+    insert = inserts.PreparedInsert(
         OrmQ, [{"key": "q", "payload": "p", "lock": timezone.now()}], key="id"
     )
     statement, params = insert.statement(where=condition)
@@ -106,7 +106,7 @@ def test_a_conditional_statement_inserts_its_row_only_when_the_condition_holds(c
 
 def test_a_statement_can_give_a_column_as_sql_instead_of_a_parameter():
     page = Page.objects.create(page_id="1111")
-    insert = sql.PreparedInsert(Lead, [{"leadgen_id": "9", "page_id": 0}], key="leadgen_id")
+    insert = inserts.PreparedInsert(Lead, [{"leadgen_id": "9", "page_id": 0}], key="leadgen_id")
     statement, params = insert.statement(expressions=(("page_id", str(page.pk)),))
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
@@ -116,7 +116,7 @@ def test_a_statement_can_give_a_column_as_sql_instead_of_a_parameter():
 def test_date_times_are_adapted_as_djangos_own_adapter_does():
     """The SQLite shortcut for UTC times gives Django's text; other values go through
     Django's adapter."""
-    adapt = sql._datetime_adapter(connection)
+    adapt = inserts._datetime_adapter(connection)
     values = [
         timezone.now(),
         dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC),
@@ -137,7 +137,7 @@ def test_a_repeated_hot_statement_is_prepared_on_postgresql_and_djangos_are_not(
         assert "prepare_threshold" not in connection.settings_dict["OPTIONS"]
         return
     for i in range(8):
-        sql.insert_rows(Page, [{"page_id": f"prep-{i}", "name": "P"}], key="page_id")
+        inserts.insert_rows(Page, [{"page_id": f"prep-{i}", "name": "P"}], key="page_id")
         list(Page.objects.filter(page_id=f"prep-{i}"))
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
@@ -176,11 +176,11 @@ def test_one_row_is_inserted_without_returning_on_sqlite_and_keyed_all_the_same(
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
-        first = sql.insert_rows(Page, [{"page_id": "7", "name": "P"}], key="page_id")
-        again = sql.insert_rows(
+        first = inserts.insert_rows(Page, [{"page_id": "7", "name": "P"}], key="page_id")
+        again = inserts.insert_rows(
             Page, [{"page_id": "7", "name": "Q"}], key="page_id", skip_existing=True
         )
-        delivery = sql.insert(WebhookDelivery(body=b"{}", headers={}))
+        delivery = inserts.insert(WebhookDelivery(body=b"{}", headers={}))
     page = Page.objects.get(page_id="7")
     assert first == {"7": page.pk}
     assert again == {}

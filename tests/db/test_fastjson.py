@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from leads import fastjson
+from core.db import fastjson
 from leads.models import Lead, Page
 
 pytestmark = pytest.mark.django_db
@@ -34,11 +34,11 @@ def test_what_orjson_refuses_goes_to_the_standard_library():
 
 
 def test_json_columns_written_by_the_hot_path_read_back_exactly():
-    from leads import sql
+    from core.db import inserts
 
     page = Page.objects.create(page_id="1111")
     graph = {"id": "7", "vehicle": {"make": "Citroën", "year": 2024}, "post": None}
-    sql.insert_rows(
+    inserts.insert_rows(
         Lead,
         [
             {

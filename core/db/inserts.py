@@ -1,13 +1,13 @@
-"""INSERT and SELECT statements for the two hot paths: the webhook and the bulk read.
+"""INSERT and SELECT statements built from a model's fields, for the two hot paths (the
+webhook and the bulk read) and for what they share with others (stage changes, conversion
+events, the ORM broker's task row).
 
-Django compiles every query anew and prepares every value through its field: about 0.2 ms
-of Python per statement, and a third of a backfill page's time for 100 leads' 3,700
-values, against a few hundredths of a millisecond for SQLite to run a statement. A webhook
-runs its statements while it holds the database's write lock, so that compile time is what
-capped webhook throughput (bench/webhook and bench/backfill, profiled). These helpers send
-the SQL the ORM would send; each column's default, `auto_now` time and date-time encoding
-are Django's own, looked up once per model instead of once per value (UTC times on SQLite
-and JSON take shortcuts to the same values: `_datetime_adapter`, `leads.fastjson`).
+Django compiles every query anew and prepares every value through its field; for these
+statements that compiling cost more than the database's work, and a webhook runs its
+statements while it holds SQLite's write lock (docs/performance.md#w1). These helpers
+send the SQL the ORM would send: each column's default, `auto_now` time and encoding are
+Django's own, looked up once per model instead of once per value (UTC times on SQLite and
+JSON take shortcuts to the same values: #b3, #b4).
 
 Leadloop runs on SQLite (3.35 or later) and PostgreSQL; both have
 `INSERT ... ON CONFLICT ... DO NOTHING RETURNING`, which tells exactly which rows were new
@@ -20,15 +20,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.sqlite3.base import SQLiteCursorWrapper
 from django.db.models import Field, Model
 from django.utils import timezone
 
-from leads import fastjson
+from core.db import fastjson
+from core.db.cursors import cursor_for
 
 
 def _same_value(value: Any) -> Any:
@@ -48,8 +48,8 @@ class _Column:
 def _datetime_adapter(connection: BaseDatabaseWrapper) -> Callable[[Any], Any]:
     """Django's date-time adapter, with a shortcut for SQLite storing UTC (Django's default
     with USE_TZ): a UTC time is its text without the offset, which is what Django's
-    adapter computes through `settings`, `is_aware` and `make_naive` per value (a
-    bulk-read page adapts hundreds)."""
+    adapter computes through `settings`, `is_aware` and `make_naive` per value, hundreds
+    per bulk-read page (docs/performance.md#b3)."""
     django_adapt = connection.ops.adapt_datetimefield_value
     if connection.vendor != "sqlite" or connection.timezone is not dt.UTC:
         return django_adapt
@@ -63,7 +63,7 @@ def _datetime_adapter(connection: BaseDatabaseWrapper) -> Callable[[Any], Any]:
 
 
 def _json_adapter(connection: BaseDatabaseWrapper, field: models.JSONField) -> Callable[[Any], Any]:
-    """Django's JSON adapter, with a faster encoder (`leads.fastjson`) for a field without
+    """Django's JSON adapter, with a faster encoder (`core.db.fastjson`) for a field without
     an encoder of its own: text for SQLite, psycopg's Jsonb wrapper for PostgreSQL, as
     Django's adapters give."""
     ops = connection.ops
@@ -141,7 +141,7 @@ def _params(
 
     The values that are the same for every row are adapted once, into a template that
     each row copies; only a row's own values are adapted per row (a lead has about 40
-    columns, and a bulk-read page 100 leads).
+    columns, and a bulk-read page 100 leads: docs/performance.md#b13).
     """
     template = list(plan.template)
     if plan.computed:
@@ -196,7 +196,7 @@ def _slots(plan: _Plan, keys: tuple[str, ...]) -> _Slots:
 
 # Statement texts by (model, database, rows, conflict column, returned fields, ...), for
 # the small statements of the webhook path; a many-row statement is cheap to build next to
-# its rows, and caching every size would keep megabytes of text.
+# its rows, and caching every size would keep megabytes of text (docs/performance.md#b15).
 _statements: dict[tuple[Any, ...], str] = {}
 CACHED_ROWS = 16
 
@@ -241,67 +241,13 @@ def _insert_sql(
     return sql
 
 
-class _SQLiteCursor(SQLiteCursorWrapper):
-    """Django's SQLite cursor, remembering the text it converts for the sqlite3 module.
-
-    Django turns every statement's `%s` into `?` with a regular expression, each time it
-    is sent: for a bulk-read page's statements (a hundred rows each), a few hundred
-    microseconds per statement. These statements repeat, and so does their conversion.
-    """
-
-    _converted: ClassVar[dict[str, str]] = {}
-
-    def convert_query(self, query: str, *, param_names: Any = None) -> str:
-        if param_names is not None:
-            return super().convert_query(query, param_names=param_names)
-        converted = self._converted.get(query)
-        if converted is None:
-            if len(self._converted) >= 64:  # a few kilobytes each: keep a handful
-                self._converted.clear()
-            converted = self._converted[query] = super().convert_query(query)
-        return converted
-
-
-def cursor_for(connection: BaseDatabaseWrapper, *, bare: bool = False) -> Any:
-    """A cursor for the hot paths' statements, wrapped as Django wraps its own (execute
-    wrappers, query logging).
-
-    On PostgreSQL it sends the values apart from the statement (psycopg's server-side
-    binding): Django's cursors bind on the client, quoting every value into the SQL text,
-    which for a webhook's 50 values was a tenth of its Python time. A statement that
-    repeats is then prepared on the server, once per connection, when the connection
-    allows it (psycopg's `prepare_threshold`: see DATABASE_PREPARED_STATEMENTS in the
-    settings); Django's own cursors never prepare. On SQLite it is Django's cursor with
-    its conversions remembered (`_SQLiteCursor`).
-
-    `bare`: wrapped only when something watches it (query logging, execute wrappers); the
-    caller then translates errors itself (`connection.wrap_database_errors`, as
-    `leads.dblock.immediate_transaction` does).
-    """
-    if connection.vendor not in ("postgresql", "sqlite"):
-        return connection.cursor()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    if connection.vendor == "postgresql":
-        import psycopg
-
-        cursor = psycopg.Cursor(connection.connection)
-    else:
-        cursor = connection.connection.cursor(factory=_SQLiteCursor)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    if bare and not connection.execute_wrappers:
-        return cursor
-    return connection.make_cursor(cursor)
-
-
 class PreparedInsert:
     """An INSERT whose parameters are adapted now and which `execute` sends later.
 
     The webhook prepares its rows before it takes the database's write lock, so that only
-    the statements themselves run while other writers wait. A value known only once an
-    earlier statement ran (the key of the delivery a lead points to) is filled in with
-    `set`.
+    the statements themselves run while other writers wait (docs/performance.md#w5). A
+    value known only once an earlier statement ran (the key of the delivery a lead points
+    to) is filled in with `set`.
     """
 
     def __init__(
@@ -339,8 +285,8 @@ class PreparedInsert:
 
     def execute(self, cursor: Any = None) -> dict[Any, int]:
         """INSERT the rows in as few statements as the database's parameter limit allows;
-        returns {row[key]: pk} of the rows inserted. On `cursor` when given (one of the
-        connection's, inside `leads.dblock.immediate_transaction`), else on its own."""
+        returns {row[key]: pk} of the rows inserted. On `cursor` when given (the one of a
+        `core.db.writes.write_transaction`), else on its own."""
         if not self.params:
             return {}
         if cursor is None:
@@ -376,8 +322,8 @@ class PreparedInsert:
         """One row without RETURNING: its key is the cursor's `lastrowid`, and `rowcount`
         says whether a conflict skipped it. The sqlite3 module runs such an INSERT in one
         step, where RETURNING takes two (the row, then the end), and it releases the GIL
-        around each: the webhook sends three of them while it holds the write lock, and a
-        gunicorn worker's other thread takes the GIL at every release (bench/webhook)."""
+        around each; the webhook sends three of them while it holds the write lock
+        (docs/performance.md#w14)."""
         (row,) = self.params
         cursor.execute(self._sql(1, returning=()), row)
         if cursor.rowcount != 1:
@@ -437,10 +383,15 @@ class PreparedInstance(PreparedInsert):
 
     def execute(self, cursor: Any = None) -> dict[Any, int]:
         inserted = super().execute(cursor)
-        (self.obj.pk,) = inserted.values()
+        (pk,) = inserted.values()
+        self.saved(pk)
+        return inserted
+
+    def saved(self, pk: int) -> None:
+        """The instance is stored with this key, as `save()` leaves it."""
+        self.obj.pk = pk
         self.obj._state.adding = False
         self.obj._state.db = self.using
-        return inserted
 
 
 def insert(obj: Model, *, using: str = "default") -> Model:
@@ -449,97 +400,29 @@ def insert(obj: Model, *, using: str = "default") -> Model:
     return obj
 
 
-_sequences: dict[tuple[str, str, str], str] = {}
-
-
-def _sequence(connection: BaseDatabaseWrapper, table: str, column: str) -> str:
-    """The name of the sequence behind an identity column, as an SQL literal (looked up once
-    per process: `pg_get_serial_sequence` in every statement costs catalog reads)."""
-    key = (connection.alias, table, column)
-    if key not in _sequences:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT quote_literal(pg_get_serial_sequence(%s, %s))", [table, column])
-            (_sequences[key],) = cursor.fetchone()
-    return _sequences[key]
-
-
-def insert_with_parent(
-    children: PreparedInsert,
-    parent: PreparedInstance,
-    *,
-    link: str,
-    count: str,
-    then: PreparedInsert | None = None,
-) -> dict[Any, int]:
-    """PostgreSQL only: in one statement, so atomic even outside a transaction, INSERT
-    `children` (skipping stored keys when they were prepared so) pointing their `link`
-    column to `parent`; then `parent`, its `count` column set to how many children were
-    inserted; then `then` (one row) only if any child was. Sets the parent's key; returns
-    {child key: pk} of the children inserted.
-
-    One statement instead of BEGIN, three INSERTs and COMMIT: a webhook is then one round
-    trip to the server (bench/webhook). The parent's key is drawn from its sequence first
-    so that the children can point to it before it exists; the foreign key is checked at
-    the end of the statement (Django makes PostgreSQL's constraints deferred).
-    """
-    connection = connections[parent.using]
-    quote = connection.ops.quote_name
-    parent_model = parent.model
-    table, pk = parent_model._meta.db_table, parent_model._meta.pk
-    children_sql, children_params = children.statement(
-        expressions=((link, "(SELECT id FROM parent_key)"),)
-    )
-    parent_sql, parent_params = parent.statement(
-        expressions=(
-            (pk.attname, "(SELECT id FROM parent_key)"),
-            (count, "(SELECT count(*) FROM children)"),
-        )
-    )
-    parts = [
-        f"parent_key AS (SELECT nextval({_sequence(connection, table, pk.column)}) AS id)",
-        f"children AS ({children_sql})",
-        f"parent AS ({parent_sql})",
-    ]
-    params = children_params + parent_params
-    if then is not None:
-        then_sql, then_params = then.statement(where="EXISTS (SELECT 1 FROM children)")
-        parts.append(f"then_row AS ({then_sql})")
-        params += then_params
-    key_column = quote(children.model._meta.get_field(children.key).column)
-    child_pk = quote(children.model._meta.pk.column)
-    # ruff S608, bandit B608: names come from the models, values are parameters.
-    sql = (
-        f"WITH {', '.join(parts)} "  # noqa: S608  # nosec B608
-        f"SELECT {quote(pk.column)}, NULL FROM parent "
-        f"UNION ALL SELECT {child_pk}, {key_column} FROM children"
-    )
-    with cursor_for(connection) as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    parent_rows = [row_pk for row_pk, child_key in rows if child_key is None]
-    (parent.obj.pk,) = parent_rows
-    parent.obj._state.adding = False
-    parent.obj._state.db = parent.using
-    setattr(parent.obj, count, len(rows) - 1)
-    return {child_key: row_pk for row_pk, child_key in rows if child_key is not None}
-
-
 def pks_by(
-    model: type[Model], field: str, values: Collection[str], *, using: str = "default"
+    model: type[Model],
+    field: str,
+    values: Collection[str],
+    *,
+    using: str = "default",
+    cursor: Any = None,
 ) -> dict[str, int]:
-    """{value: primary key} of the rows whose `field` (a unique one) has one of `values`."""
-    connection = connections[using]
-    quote = connection.ops.quote_name
+    """{value: primary key} of the rows whose `field` (a unique one) has one of `values`:
+    one plain SELECT per 500 values (docs/performance.md#b9). On `cursor` when given."""
+    if cursor is None:
+        with cursor_for(connections[using]) as own:
+            return pks_by(model, field, values, using=using, cursor=own)
+    quote = connections[using].ops.quote_name
     column = quote(model._meta.get_field(field).column)
     # bandit B608: table and column names come from the model, values are parameters.
     table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
     select = f"SELECT {column}, {pk} FROM {table} WHERE {column} IN "  # noqa: S608  # nosec B608
     wanted = list(values)
     found: dict[str, int] = {}
-    with cursor_for(connection) as cursor:
-        # In slices, under SQLite's limit on parameters per statement.
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            cursor.execute(select + "(" + ", ".join(["%s"] * len(chunk)) + ")", chunk)
-            found.update(cursor.fetchall())
+    # In slices, under SQLite's limit on parameters per statement.
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        cursor.execute(select + "(" + ", ".join(["%s"] * len(chunk)) + ")", chunk)
+        found.update(cursor.fetchall())
     return found

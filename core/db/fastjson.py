@@ -1,12 +1,11 @@
-"""JSON for the two hot paths (bulk read and webhook): orjson, with the standard library
-behind it for what orjson does not take.
+"""JSON for the two hot paths (bulk read and webhook) and the JSON columns the layer
+writes: orjson, with the standard library behind it for what orjson does not take.
 
 A bulk-read page of 100 leads decodes about 200 KB of Graph JSON and encodes three JSON
-columns per lead; with the standard library that was a tenth of the page's time
-(bench/backfill, profiled). orjson gives the same data: its text differs from `json.dumps`
-only in spacing and in writing non-ASCII characters as themselves, which every reader of
-these columns (Django's JSONField, SQLite's JSON functions, PostgreSQL's jsonb) treats
-alike.
+columns per lead (docs/performance.md#b4). orjson gives the same data: its text differs
+from `json.dumps` only in spacing and in writing non-ASCII characters as themselves, which
+every reader of these columns (Django's JSONField, SQLite's JSON functions, PostgreSQL's
+jsonb) treats alike.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django_q.models import Schedule
 
-from leads import dblock, sql, tasks
+from core.db import inserts, sqlite
+from leads import tasks
 from leads.models import Lead, Page
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +51,7 @@ def test_a_large_bulk_read_refreshes_the_statistics(monkeypatch):
     from leads import bulk
 
     calls = []
-    monkeypatch.setattr(dblock, "refresh_statistics", lambda: calls.append(1))
+    monkeypatch.setattr(sqlite, "refresh_statistics", lambda: calls.append(1))
     monkeypatch.setattr(
         bulk, "_read_pages", lambda result, *a, **k: setattr(result, "created", 5000)
     )
@@ -69,26 +70,26 @@ def test_a_large_bulk_read_refreshes_the_statistics(monkeypatch):
     assert calls == [1]
 
 
-def _page_insert(page_id: str) -> sql.PreparedInsert:
-    return sql.PreparedInsert(Page, [{"page_id": page_id, "name": "P"}], key="page_id")
+def _page_insert(page_id: str) -> inserts.PreparedInsert:
+    return inserts.PreparedInsert(Page, [{"page_id": page_id, "name": "P"}], key="page_id")
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_immediate_transaction_commits_or_rolls_back_whole():
     if connection.vendor != "sqlite":
-        with pytest.raises(RuntimeError), dblock.immediate_transaction():
+        with pytest.raises(RuntimeError), sqlite.immediate_transaction():
             pass
         return
-    with dblock.immediate_transaction() as cursor:
+    with sqlite.immediate_transaction() as cursor:
         _page_insert("1").execute(cursor)
         _page_insert("2").execute(cursor)
     assert set(Page.objects.values_list("page_id", flat=True)) == {"1", "2"}
 
-    with pytest.raises(ZeroDivisionError), dblock.immediate_transaction() as cursor:
+    with pytest.raises(ZeroDivisionError), sqlite.immediate_transaction() as cursor:
         _page_insert("3").execute(cursor)
         1 / 0  # noqa: B018
     # A database error comes out as Django's, and also rolls back what came before it.
-    with pytest.raises(IntegrityError), dblock.immediate_transaction() as cursor:
+    with pytest.raises(IntegrityError), sqlite.immediate_transaction() as cursor:
         _page_insert("4").execute(cursor)
         _page_insert("1").execute(cursor)
     assert set(Page.objects.values_list("page_id", flat=True)) == {"1", "2"}
@@ -101,5 +102,5 @@ def test_an_immediate_transaction_commits_or_rolls_back_whole():
 
 def test_an_immediate_transaction_refuses_to_nest_in_another():
     # pytest-django runs this test inside a transaction (atomic).
-    with pytest.raises(RuntimeError), dblock.immediate_transaction():
+    with pytest.raises(RuntimeError), sqlite.immediate_transaction():
         pass
